@@ -1,0 +1,1 @@
+"""The station daemon: udev, safe mounts, sessions, outbox, event socket, self-test, shipper."""

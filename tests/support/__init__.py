@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: a real clamd, hostile trees, loop devices."""

@@ -98,6 +98,20 @@ class StationConfig:
     removal_timeout: float = _doc(
         0.0, "Seconds to wait for removal after a verdict before going idle; 0 waits forever."
     )
+    filesystems: list[str] = _doc(
+        ["vfat", "exfat", "ntfs", "ext2", "ext3", "ext4", "iso9660", "udf"],
+        "Filesystems the station mounts; any other is 'cannot read this stick' (btrfs possible).",
+    )
+    device_pattern: str = _doc(
+        "", "Glob on device nodes accepted besides the bus filter (tests: '/dev/loop*'); '' any."
+    )
+    parallel_sessions: int = _doc(1, "Sticks scanned at once; the others wait, shown as queued.")
+    settle_time: float = _doc(
+        1.0, "Seconds to wait after a stick appears so that all its partitions are seen."
+    )
+    health_retry: float = _doc(
+        15.0, "Seconds between health checks while the station is out of service."
+    )
 
 
 @dataclass(frozen=True)

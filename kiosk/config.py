@@ -123,6 +123,15 @@ class ShipperConfig:
     ca_file: str = _doc("", "CA bundle to trust for the server; empty: the system's.")
     heartbeat_interval: float = _doc(60.0, "Seconds between heartbeats.")
     backoff_max: float = _doc(300.0, "Longest wait between two delivery attempts, in seconds.")
+    outbox_file: str = _doc("", "The station's outbox database; empty: <data_dir>/outbox.sqlite.")
+    health_file: str = _doc(
+        "", "JSON health the station writes for heartbeats; empty: <data_dir>/health.json."
+    )
+    health_max_age: float = _doc(
+        300.0, "Seconds after which the health file is stale (heartbeat then says unknown)."
+    )
+    timeout: float = _doc(20.0, "Seconds one HTTP request to the server may take.")
+    poll_interval: float = _doc(2.0, "Seconds between two looks at an empty outbox.")
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,7 @@ class ServerConfig:
     )
     host: str = _doc("127.0.0.1", "Address to listen on (put a TLS reverse proxy in front).")
     port: int = _doc(8000, "Port to listen on.")
+    workers: int = _doc(1, "Server processes (uvicorn workers); more need PostgreSQL to pay off.")
     retention_days: int = _doc(365, "Reports older than this are deleted by the daily job.")
     language: Literal["fr", "en"] = _doc("fr", "Default language of the web pages.")
     secure_cookies: bool = _doc(True, "Mark cookies Secure (turn off only for plain-HTTP tests).")
@@ -156,6 +166,13 @@ class ServerConfig:
     signatures_max_age_days: float = _doc(
         3.0, "Signature age past which a station is flagged unprotected."
     )
+    organisation: str = _doc("", "Shown under the site name in the web pages, e.g. the town.")
+    timezone: str = _doc("Europe/Paris", "Time zone of dates shown in the web pages and CSV.")
+    max_body_bytes: int = _doc(4 * 1024 * 1024, "Largest API request body accepted, in bytes.")
+    session_hours: float = _doc(12.0, "Hours a web login lasts.")
+    login_max_failures: int = _doc(5, "Failed logins per user or address before throttling.")
+    login_window: float = _doc(900.0, "Seconds over which failed logins are counted.")
+    auto_migrate: bool = _doc(True, "Upgrade the database schema when the server starts.")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from kiosk.errors import KioskError
 
 # module -> it defines register(subparsers) and the handler it sets with set_defaults(func=...)
 PARTS = (
+    "kiosk.scan.command",
     "kiosk.config_command",
 )
 

@@ -77,7 +77,9 @@ class PolicyConfig:
     """File-type policy (python-magic); disguised executables are always flagged."""
 
     executables: Rule = _doc("flag", "'flag' or 'allow' plain executables (PE, ELF, Mach-O, MSI).")
-    scripts: Rule = _doc("flag", "'flag' or 'allow' scripts (batch, VBScript, PowerShell, shell...).")
+    scripts: Rule = _doc(
+        "flag", "'flag' or 'allow' scripts (batch, VBScript, PowerShell, shell...)."
+    )
     macros: Rule = _doc("flag", "'flag' or 'allow' office documents that carry macros.")
 
 
@@ -152,7 +154,8 @@ class ServerConfig:
     """The central server (`kiosk server`)."""
 
     database_url: str = _doc(
-        "sqlite:////var/lib/kiosk-server/kiosk.db", "SQLAlchemy URL: sqlite:///... or postgresql+psycopg://..."
+        "sqlite:////var/lib/kiosk-server/kiosk.db",
+        "SQLAlchemy URL: sqlite:///... or postgresql+psycopg://...",
     )
     host: str = _doc("127.0.0.1", "Address to listen on (put a TLS reverse proxy in front).")
     port: int = _doc(8000, "Port to listen on.")
@@ -243,7 +246,9 @@ def _build(cls: type[T], data: dict[str, Any], where: str) -> T:
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"{where}: unknown key '{key}'", hint="see the README's config reference")
+            raise ConfigError(
+                f"{where}: unknown key '{key}'", hint="see the README's config reference"
+            )
         hint = hints[key]
         if is_dataclass(hint):
             if not isinstance(value, dict):
@@ -285,7 +290,7 @@ def reference() -> str:
         cls = typing.get_type_hints(Config)[section.name]
         lines.append(f"[{section.name}]  # {cls.__doc__}")
         for f in fields(cls):
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
             rendered = _toml_value(default)
             lines.append(f"# {f.metadata['doc']}")
             lines.append(f"{f.name} = {rendered}")

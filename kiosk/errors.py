@@ -22,7 +22,9 @@ class ConfigError(KioskError):
 class EngineError(KioskError):
     """clamd is unreachable, answered badly, or failed its pre-flight; `reason` is a Reason code."""
 
-    def __init__(self, message: str, *, reason: str = "engine_down", hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, reason: str = "engine_down", hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
 

@@ -332,7 +332,9 @@ class Report:
         )
 
 
-def tree_verdict(findings: list[Finding] | tuple[Finding, ...]) -> tuple[TreeVerdict, Reason | None]:
+def tree_verdict(
+    findings: list[Finding] | tuple[Finding, ...],
+) -> tuple[TreeVerdict, Reason | None]:
     """Fold per-file findings into the verdict of a whole tree (skipped entries don't count)."""
     verdicts = {f.verdict for f in findings}
     if FileVerdict.INFECTED in verdicts:

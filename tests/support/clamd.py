@@ -106,7 +106,9 @@ def _spawn(root: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_ready(sock: Path, process: subprocess.Popen[bytes], root: Path, timeout: float = 120) -> None:
+def wait_ready(
+    sock: Path, process: subprocess.Popen[bytes], root: Path, timeout: float = 120
+) -> None:
     """Wait until clamd answers PING on *sock*."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,8 +128,11 @@ def wait_ready(sock: Path, process: subprocess.Popen[bytes], root: Path, timeout
     raise RuntimeError(f"clamd not ready after {timeout} s")
 
 
-def start_clamd(root: Path, options: dict[str, str] | None = None,
-                signatures: dict[str, list[str]] | None = None) -> Clamd:
+def start_clamd(
+    root: Path,
+    options: dict[str, str] | None = None,
+    signatures: dict[str, list[str]] | None = None,
+) -> Clamd:
     """Write a config and signatures under *root*, start clamd and wait until it answers."""
     options = dict(options or {})
     root.mkdir(parents=True, exist_ok=True)

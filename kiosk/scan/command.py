@@ -1,0 +1,51 @@
+"""`kiosk scan PATH`: scan a mounted stick or any folder from a shell, and answer for the tree."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kiosk.config import load_config
+from kiosk.i18n import language_from_env
+from kiosk.scan.scanner import Scanner
+from kiosk.scan.summary import ProgressBar, summary
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `scan` subcommand."""
+    parser = sub.add_parser(
+        "scan",
+        help="scan a tree (a mounted stick or a folder); exit 0 clean, 1 threats, 2 not verified",
+    )
+    parser.add_argument("path", help="root of the tree to scan")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--clamd-socket", help="clamd's Unix socket (overrides the config)")
+    parser.add_argument("--config", help="configuration file (default /etc/kiosk/kiosk.toml)")
+    parser.add_argument("--workers", type=int, help="files scanned at once (overrides the config)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scan, print the report or the summary, and return the verdict's exit code."""
+    config = load_config(args.config)
+    if args.clamd_socket:
+        config = config.with_overrides("clamd", socket=args.clamd_socket)
+    if args.workers:
+        config = config.with_overrides("scan", workers=args.workers)
+    language = language_from_env()
+    bar = None
+    if not args.no_progress and sys.stderr.isatty():
+        bar = ProgressBar(language)
+    try:
+        report = Scanner(config).scan(args.path, on_progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(summary(report, args.path, language))
+    return report.verdict.exit_code

@@ -1,0 +1,230 @@
+"""The file-type policy: what the name claims against what libmagic says the content is.
+
+The only module that imports python-magic. Disguises are always flagged (an executable named like
+a document, `photo.jpg.exe`, bidi or zero-width characters in a name, `autorun.inf`); plain
+executables, scripts and macro-carrying documents are flagged or allowed by the config. Archives
+the engine cannot open (ZIP64) are 'unverifiable', never clean.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import zipfile
+from dataclasses import dataclass
+
+import magic
+
+from kiosk.config import PolicyConfig
+from kiosk.models import FileVerdict, Reason
+from kiosk.names import is_deceptive
+
+HEAD_SIZE = 64 * 1024
+_OLE_SCAN_LIMIT = 16 * 1024 * 1024
+
+DOCUMENT_EXTENSIONS = frozenset(
+    "pdf doc docx xls xlsx ppt pptx odt ods odp odg rtf txt csv md html htm xml json "
+    "jpg jpeg png gif bmp tif tiff svg webp heic ico mp3 mp4 avi mov mkv wav ogg flac "
+    "zip rar 7z tar gz epub".split()
+)
+EXECUTABLE_EXTENSIONS = frozenset(
+    "exe scr com pif dll msi cpl sys drv ocx lnk appimage elf bin run app".split()
+)
+SCRIPT_EXTENSIONS = frozenset(
+    "bat cmd vbs vbe js jse wsf wsh ps1 psm1 psd1 hta sh bash py pl rb php jar reg inf scf".split()
+)
+MACRO_EXTENSIONS = frozenset("docm dotm xlsm xltm xlam pptm potm ppam ppsm sldm".split())
+
+EXECUTABLE_MIMES = frozenset(
+    {
+        "application/x-dosexec",
+        "application/x-msdownload",
+        "application/vnd.microsoft.portable-executable",
+        "application/x-executable",
+        "application/x-pie-executable",
+        "application/x-sharedlib",
+        "application/x-mach-binary",
+        "application/x-msi",
+        "application/x-ms-shortcut",
+        "application/x-elf",
+        "application/x-object",
+    }
+)
+SCRIPT_MIMES = frozenset(
+    {
+        "text/x-shellscript",
+        "text/x-python",
+        "text/x-script.python",
+        "text/x-perl",
+        "text/x-ruby",
+        "text/x-php",
+        "text/x-msdos-batch",
+        "application/javascript",
+        "text/javascript",
+        "application/x-java-archive",
+        "text/x-powershell",
+    }
+)
+OLE_MIMES = frozenset(
+    {
+        "application/x-ole-storage",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/CDFV2",
+        "application/vnd.ms-office",
+    }
+)
+# Text formats where a script-looking content is plausible and harmless.
+_TEXT_EXTENSIONS = frozenset("txt md csv xml json html htm svg".split())
+_VBA_OLE_MARKER = "_VBA_PROJECT".encode("utf-16-le")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFinding:
+    """Why the policy does not let a file pass."""
+
+    verdict: FileVerdict  # SUSPICIOUS or UNVERIFIABLE
+    reason: Reason
+    detail: str
+
+
+def extensions(name: str) -> list[str]:
+    """Return the lower-case extensions of a base name, outermost last (`a.JPG.exe` -> jpg, exe)."""
+    parts = name.strip().split(".")
+    return [p.strip().lower() for p in parts[1:] if p.strip()]
+
+
+class _PreadFile(io.RawIOBase):
+    """A read-only, seekable view of an fd that never moves the fd's own offset (uses pread)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = os.pread(self._fd, len(buffer), self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class FilePolicy:
+    """Applies the configured file-type policy; one instance may be shared by threads."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self._local = threading.local()
+
+    def _magic(self) -> magic.Magic:
+        # libmagic handles are not thread-safe: one per worker thread.
+        handle = getattr(self._local, "magic", None)
+        if handle is None:
+            handle = magic.Magic(mime=True)
+            self._local.magic = handle
+        return handle
+
+    def mime_of(self, head: bytes) -> str:
+        """Return libmagic's MIME type for the first bytes of a file."""
+        if not head:
+            return "application/x-empty"
+        try:
+            return str(self._magic().from_buffer(head))
+        except magic.MagicException:
+            return "application/octet-stream"
+
+    def check(self, name: str, head: bytes, fd: int, size: int) -> PolicyFinding | None:
+        """Judge one regular file by its base name (escaped form) and content; None if it passes."""
+        exts = extensions(name)
+        last = exts[-1] if exts else ""
+        if name.strip().lower() == "autorun.inf":
+            return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.AUTORUN, "autorun.inf")
+        if is_deceptive(name):
+            return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.DECEPTIVE_NAME, "bidi/zero-width")
+        if (
+            len(exts) >= 2
+            and exts[-2] in DOCUMENT_EXTENSIONS
+            and (last in EXECUTABLE_EXTENSIONS or last in SCRIPT_EXTENSIONS)
+        ):
+            return PolicyFinding(
+                FileVerdict.SUSPICIOUS, Reason.DOUBLE_EXTENSION, f".{exts[-2]}.{last}"
+            )
+        mime = self.mime_of(head)
+        is_exec = mime in EXECUTABLE_MIMES
+        is_script = mime in SCRIPT_MIMES or head.startswith(b"#!")
+        if last in DOCUMENT_EXTENSIONS and is_exec:
+            return PolicyFinding(
+                FileVerdict.SUSPICIOUS, Reason.EXEC_DISGUISED, f".{last} is {mime}"
+            )
+        if last in DOCUMENT_EXTENSIONS - _TEXT_EXTENSIONS and is_script:
+            return PolicyFinding(
+                FileVerdict.SUSPICIOUS, Reason.SCRIPT_DISGUISED, f".{last} is {mime}"
+            )
+        if self.config.executables == "flag" and (is_exec or last in EXECUTABLE_EXTENSIONS):
+            return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.EXECUTABLE, mime)
+        if self.config.scripts == "flag" and (is_script or last in SCRIPT_EXTENSIONS):
+            return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.SCRIPT, mime)
+        members = None
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            members = _zip_members(fd, size)
+            if members is not None and _is_zip64(fd, size, members):
+                return PolicyFinding(FileVerdict.UNVERIFIABLE, Reason.ZIP64, "ZIP64 archive")
+        if self.config.macros == "flag" and self._has_macros(last, mime, fd, size, members):
+            return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.MACROS, mime)
+        return None
+
+    def _has_macros(
+        self, last: str, mime: str, fd: int, size: int, members: list[zipfile.ZipInfo] | None
+    ) -> bool:
+        if last in MACRO_EXTENSIONS:
+            return True
+        if members is not None:
+            return any(m.filename.lower().endswith("vbaproject.bin") for m in members)
+        if mime in OLE_MIMES or last in {"doc", "xls", "ppt", "dot", "xlt", "pps"}:
+            data = os.pread(fd, min(size, _OLE_SCAN_LIMIT), 0)
+            return _VBA_OLE_MARKER in data
+        return False
+
+
+def _zip_members(fd: int, size: int) -> list[zipfile.ZipInfo] | None:
+    """Return the central directory of a ZIP, or None if Python cannot read it (clamd judges)."""
+    try:
+        reader = io.BufferedReader(_PreadFile(fd, size))
+        with zipfile.ZipFile(reader) as archive:
+            return archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+        return None
+
+
+def _is_zip64(fd: int, size: int, members: list[zipfile.ZipInfo]) -> bool:
+    """Tell whether a ZIP uses ZIP64 structures, which clamd does not unpack (answers OK)."""
+    tail = os.pread(fd, min(size, 65536 + 22 + 20 + 56), max(0, size - (65536 + 22 + 20 + 56)))
+    if b"PK\x06\x07" in tail or b"PK\x06\x06" in tail:
+        return True
+    for info in members:
+        extra = info.extra
+        pos = 0
+        while pos + 4 <= len(extra):
+            header_id = int.from_bytes(extra[pos : pos + 2], "little")
+            length = int.from_bytes(extra[pos + 2 : pos + 4], "little")
+            if header_id == 0x0001:
+                return True
+            pos += 4 + length
+    return False

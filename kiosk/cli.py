@@ -18,6 +18,7 @@ from kiosk.errors import KioskError
 PARTS = (
     "kiosk.scan.command",
     "kiosk.config_command",
+    "kiosk.station.command",
 )
 
 

@@ -1,0 +1,109 @@
+"""`kiosk station`: the daemon on udev, or on demo folders and images with `--demo PATH...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from kiosk.config import Config, load_config
+from kiosk.models import TreeVerdict
+from kiosk.protocol import State
+from kiosk.station.session import Session
+from kiosk.station.source import DeviceSource, ManualSource
+from kiosk.station.station import Station
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `station` subcommand."""
+    parser = sub.add_parser("station", help="run the station daemon (udev, mount, scan, report)")
+    parser.add_argument("--config", help="configuration file (default /etc/kiosk/kiosk.toml)")
+    parser.add_argument(
+        "--demo",
+        nargs="+",
+        metavar="PATH",
+        help="scan these folders or image files as sticks, one after the other, then exit",
+    )
+    parser.add_argument("--socket", help="event socket (overrides station.event_socket)")
+    parser.add_argument("--data-dir", help="outbox directory (overrides station.data_dir)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log debug lines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the station until SIGTERM (or, with --demo, until every path was scanned)."""
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    config = load_config(args.config)
+    overrides: dict[str, object] = {}
+    if args.socket:
+        overrides["event_socket"] = args.socket
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.demo:
+        # A demo folder plugged once is scanned once, then goes idle by itself.
+        overrides.setdefault("settle_time", 0.0)
+    if overrides:
+        config = config.with_overrides("station", **overrides)
+    return asyncio.run(_main(config, [Path(p) for p in args.demo or []]))
+
+
+async def _main(config: Config, demo: list[Path]) -> int:
+    source: DeviceSource
+    if demo:
+        source = ManualSource()
+    else:
+        from kiosk.station.udev import UdevSource  # pyudev only for the real daemon
+
+        source = UdevSource(
+            usb_only=config.station.usb_only, pattern=config.station.device_pattern
+        )
+    station = Station(config, source)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, station.stop)
+    task = asyncio.create_task(station.run())
+    if isinstance(source, ManualSource):
+        await station.ready.wait()
+        verdicts = await play_demo(station, source, demo)
+        station.stop()
+        await task
+        return max((v.exit_code for v in verdicts), default=0)
+    await task
+    return 0
+
+
+async def play_demo(station: Station, source: ManualSource, paths: list[Path]) -> list[TreeVerdict]:
+    """Plug each path in turn, wait for its verdict, unplug it; return the verdicts."""
+    verdicts: list[TreeVerdict] = []
+    for path in paths:
+        reached = asyncio.Event()
+        found: list[Session] = []
+
+        def listener(session: Session, reached: asyncio.Event = reached,
+                     found: list[Session] = found) -> None:
+            if session.state in (State.VERDICT, State.ENDED):
+                found.append(session)
+                reached.set()
+
+        station.listeners.append(listener)
+        volume = source.plug(path)
+        try:
+            await reached.wait()
+        finally:
+            station.listeners.remove(listener)
+        report = found[0].report
+        if report is not None:
+            verdicts.append(report.verdict)
+            print(f"{path}: {report.verdict} ({report.scan_code})")
+        source.unplug(volume)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(found[0].removed.wait(), 5)
+    return verdicts

@@ -1,0 +1,343 @@
+"""Safe mounting of a stick: read-only from the first mount, in a private directory, always undone.
+
+`StickMount` mounts every volume of one stick under `<mount_dir>/<session>/` on an `ExitStack`, so
+that whatever fails (a mount, the scan, the stick leaving) everything it did is undone: loop devices
+detached, filesystems unmounted (lazily if the device is gone), directories removed. Each block
+device is set read-only (`blockdev --setro`) before it is mounted `ro,nosuid,nodev,noexec,
+nosymfollow`, with journal replay off where the filesystem has one (`noload` for ext3/4,
+`rescue=nologreplay` for btrfs, `norecovery` for xfs): a hostile or dirty stick is never written.
+
+Every call here blocks (subprocesses): the station runs them with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kiosk.errors import DeviceError
+from kiosk.models import Reason
+from kiosk.names import escape_name
+from kiosk.station.device import Kind, Volume
+
+log = logging.getLogger(__name__)
+
+BASE_OPTIONS = ("nosuid", "nodev", "noexec", "nosymfollow")
+# Options that stop a journaling filesystem from replaying (i.e. writing) its journal.
+NO_REPLAY = {
+    "ext3": ("noload",),
+    "ext4": ("noload",),
+    "btrfs": ("rescue=nologreplay",),
+    "xfs": ("norecovery",),
+}
+EXTRA = {
+    "vfat": ("utf8", "shortname=mixed"),
+    "exfat": ("iocharset=utf8",),
+}
+COMMAND_TIMEOUT = 60.0
+
+
+class MountError(DeviceError):
+    """A volume cannot be mounted; `reason` is the Reason code for the report."""
+
+    def __init__(self, message: str, *, reason: Reason, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        result = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DeviceError(f"{args[0]}: {exc}") from exc
+    if check and result.returncode != 0:
+        raise DeviceError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What a low-level probe of a block device found."""
+
+    fs_type: str | None
+    usage: str | None
+    label: str | None
+    partition_table: bool
+
+
+def probe(node: str) -> Probe:
+    """Probe a block device with `blkid -p` (no cache: the stick's own bytes decide)."""
+    result = _run(["blkid", "-p", "-o", "export", node], check=False)
+    values: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key] = value
+    return Probe(
+        fs_type=values.get("TYPE") or None,
+        usage=values.get("USAGE") or None,
+        label=values.get("LABEL") or None,
+        partition_table=bool(values.get("PTTYPE")),
+    )
+
+
+def options_for(fs_type: str, *, writable: bool = False) -> list[str]:
+    """Return the mount options of one filesystem type."""
+    options = ["rw" if writable else "ro", *BASE_OPTIONS, *EXTRA.get(fs_type, ())]
+    if not writable:
+        options += NO_REPLAY.get(fs_type, ())
+    return options
+
+
+def set_readonly(node: str, readonly: bool = True) -> None:
+    """Mark a block device read-only (or read-write again) in the kernel."""
+    _run(["blockdev", "--setro" if readonly else "--setrw", node])
+
+
+def is_readonly(node: str) -> bool:
+    """Tell whether the kernel holds a block device read-only."""
+    return _run(["blockdev", "--getro", node]).stdout.strip() == "1"
+
+
+def _types_to_try(fs_type: str) -> list[str]:
+    if fs_type == "ntfs":
+        # The kernel's ntfs3 first; ntfs-3g (FUSE) where the kernel lacks it.
+        return ["ntfs3", "ntfs-3g"] if shutil.which("ntfs-3g") else ["ntfs3"]
+    return [fs_type]
+
+
+def mount(node: str, fs_type: str, target: Path, *, writable: bool = False) -> None:
+    """Mount one block device at *target* (read-only unless *writable*)."""
+    errors = []
+    for kind in _types_to_try(fs_type):
+        options = options_for(fs_type, writable=writable)
+        if kind == "ntfs-3g":
+            options = [o for o in options if o != "nosymfollow"]
+        result = _run(
+            ["mount", "-t", kind, "-o", ",".join(options), node, str(target)], check=False
+        )
+        if result.returncode == 0:
+            return
+        errors.append(f"{kind}: {result.stderr.strip()}")
+    raise MountError(
+        f"cannot mount {node} ({fs_type}): {'; '.join(errors)}", reason=Reason.MOUNT_FAILED
+    )
+
+
+def unmount(target: Path) -> None:
+    """Unmount *target*; a busy or vanished device is detached lazily rather than left behind."""
+    for _ in range(5):
+        result = _run(["umount", str(target)], check=False)
+        if result.returncode == 0 or not is_mountpoint(target):
+            return
+        time.sleep(0.2)
+    log.warning("lazy unmount of %s", target)
+    _run(["umount", "--lazy", str(target)], check=False)
+
+
+def is_mountpoint(path: Path) -> bool:
+    """Tell whether something is mounted at *path* (per /proc/self/mountinfo)."""
+    return any(m.target == str(path) for m in mounts())
+
+
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo."""
+
+    target: str
+    source: str
+    fs_type: str
+    options: frozenset[str]  # per-mount and per-superblock options together
+
+
+def _unoctal(text: str) -> str:
+    return (
+        text.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+    )
+
+
+def mounts() -> list[MountEntry]:
+    """Return the mounts this process sees."""
+    entries = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        for line in fh:
+            fields = line.split()
+            sep = fields.index("-")
+            entries.append(
+                MountEntry(
+                    target=_unoctal(fields[4]),
+                    source=_unoctal(fields[sep + 2]),
+                    fs_type=fields[sep + 1],
+                    options=frozenset(fields[5].split(",") + fields[sep + 3].split(",")),
+                )
+            )
+    return entries
+
+
+def is_in_use(node: str) -> bool:
+    """Tell whether a block device is mounted anywhere (the system's own disks are)."""
+    try:
+        real = os.path.realpath(node)
+        rdev = os.stat(real).st_rdev
+    except OSError:
+        return False
+    for entry in mounts():
+        if entry.source in (node, real):
+            return True
+        with contextlib.suppress(OSError):
+            if entry.source.startswith("/dev/") and os.stat(entry.source).st_rdev == rdev:
+                return True
+    return False
+
+
+def attach_image(image: Path, *, readonly: bool = True) -> str:
+    """Attach an image file to a free loop device and return its node."""
+    args = ["losetup", "--find", "--show"]
+    if readonly:
+        args.append("--read-only")
+    node = _run([*args, str(image)]).stdout.strip()
+    if not node.startswith("/dev/"):
+        raise DeviceError(f"losetup gave no device for {image}")
+    return node
+
+
+def detach_image(node: str) -> None:
+    """Detach a loop device attached by `attach_image`."""
+    _run(["losetup", "--detach", node], check=False)
+
+
+def private_dir(path: Path) -> Path:
+    """Create *path* (and parents) owned by root, mode 0700, and return it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+class StickMount:
+    """Mount every volume of one stick under one private directory; undo it all on close."""
+
+    def __init__(
+        self,
+        volumes: Iterable[Volume],
+        base: Path,
+        name: str,
+        *,
+        allowed: Iterable[str],
+        writable: bool = False,
+    ) -> None:
+        self.volumes = [v for v in volumes if not v.partition_table]
+        self.base = base
+        self.name = name
+        self.allowed = frozenset(allowed)
+        self.writable = writable
+        self.root: Path | None = None
+        self.mounted: list[Volume] = []  # volumes as mounted, with probed fs_type filled in
+        self._stack = ExitStack()
+
+    def __enter__(self) -> StickMount:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> Path:
+        """Check, attach and mount everything; return the directory to scan."""
+        if not self.volumes:
+            raise MountError("no filesystem on this stick", reason=Reason.NO_FILESYSTEM)
+        folders = [v for v in self.volumes if v.kind is Kind.FOLDER]
+        if folders:
+            # A demo folder is scanned where it is: nothing to mount.
+            self.root = Path(folders[0].node or folders[0].key)
+            self.mounted = folders[:1]
+            return self.root
+        session_dir = private_dir(self.base) / self.name
+        session_dir.mkdir(mode=0o700)
+        self._stack.callback(_rmdir, session_dir)
+        single = len(self.volumes) == 1
+        for index, volume in enumerate(self.volumes, start=1):
+            target = session_dir if single else session_dir / str(index)
+            if not single:
+                target.mkdir(mode=0o700)
+                self._stack.callback(_rmdir, target)
+            self.mounted.append(self._mount_one(volume, target))
+        self.root = session_dir
+        return session_dir
+
+    def _mount_one(self, volume: Volume, target: Path) -> Volume:
+        node = volume.node or ""
+        if volume.kind is Kind.IMAGE:
+            node = attach_image(Path(volume.key), readonly=not self.writable)
+            self._stack.callback(detach_image, node)
+        if not node or not os.path.exists(node):
+            raise MountError(f"{node or volume.key}: device gone", reason=Reason.DEVICE_REMOVED)
+        # Read-only in the kernel before anything else reads the device: no write can reach it.
+        set_readonly(node, not self.writable)
+        found = probe(node)
+        fs_type = (
+            found.fs_type if volume.kind is Kind.IMAGE or not volume.fs_type else volume.fs_type
+        )
+        if not fs_type:
+            raise MountError(f"{node}: no filesystem", reason=Reason.NO_FILESYSTEM)
+        if found.fs_type and found.fs_type != fs_type:
+            # udev and the probe disagree (the stick changed under us): trust neither.
+            raise MountError(
+                f"{node}: filesystem {found.fs_type} is not the {fs_type} announced",
+                reason=Reason.UNSUPPORTED_FS,
+            )
+        if fs_type not in self.allowed:
+            raise MountError(
+                f"{node}: filesystem {fs_type} not allowed", reason=Reason.UNSUPPORTED_FS
+            )
+        mount(node, fs_type, target, writable=self.writable)
+        self._stack.callback(unmount, target)
+        return replace(
+            volume, node=node, fs_type=fs_type, label=volume.label or _label(found.label)
+        )
+
+    def close(self) -> None:
+        """Unmount, detach and remove everything this mount did (idempotent)."""
+        self._stack.close()
+
+    @contextlib.contextmanager
+    def writable_copy(self) -> Iterator[StickMount]:
+        """Yield the same stick mounted read-write (for deleting named files), then undo it."""
+        other = StickMount(
+            self.volumes, self.base, f"{self.name}-rw", allowed=self.allowed, writable=True
+        )
+        with other:
+            yield other
+
+
+def _label(label: str | None) -> str | None:
+    return escape_name(label.encode("utf-8", "surrogateescape")) if label else None
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", path, exc)

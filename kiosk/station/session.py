@@ -1,0 +1,184 @@
+"""One stick session: its state, its events, the delete flow's file removal, its journal line.
+
+A session groups every volume of one stick. Its life (`kiosk.protocol.State`): detected (settling,
+perhaps queued) -> mounting -> preflight -> scanning -> verdict [-> deleting -> verdict] ->
+waiting_removal -> ended. `kiosk.station.station.Station` drives it; this module holds the data
+and the pure or blocking helpers the driver calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import stat
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kiosk.models import DeviceInfo, FileVerdict, Report, utcnow
+from kiosk.names import display_name, unescape_name
+from kiosk.protocol import MAX_FINDINGS, EventType, State, event
+from kiosk.station.device import Volume, stick_info
+
+journal = logging.getLogger("kiosk.station.journal")
+
+PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress lines a second per session
+
+
+@dataclass(eq=False)
+class Session:
+    """The live state of one stick on the kiosk."""
+
+    stick: str
+    volumes: list[Volume]
+    session_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    state: State = State.DETECTED
+    started_at: datetime = field(default_factory=utcnow)
+    queued: int = 0
+    device: DeviceInfo | None = None
+    report: Report | None = None
+    delete_policy: str = "never"
+    cancel: threading.Event = field(default_factory=threading.Event)
+    removed: asyncio.Event = field(default_factory=asyncio.Event)
+    dismissed: asyncio.Event = field(default_factory=asyncio.Event)
+    delete_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    last_progress: bytes | None = None
+    last_progress_at: float = 0.0
+    first_progress_at: float | None = None
+    detected_at: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+
+    def info(self) -> DeviceInfo:
+        """Return the device as the report and the screens see it."""
+        return self.device or stick_info(self.volumes)
+
+    def session_event(self) -> bytes:
+        """Return the `session` line of the current state."""
+        return event(
+            EventType.SESSION,
+            session_id=self.session_id,
+            state=str(self.state),
+            device=self.info().to_dict(),
+            queued=self.queued,
+        )
+
+    def verdict_event(self) -> bytes | None:
+        """Return the `verdict` line, once there is a report."""
+        report = self.report
+        if report is None:
+            return None
+        return event(
+            EventType.VERDICT,
+            session_id=self.session_id,
+            report_id=report.report_id,
+            scan_code=report.scan_code,
+            verdict=str(report.verdict),
+            reason=str(report.reason) if report.reason else None,
+            files_total=report.files_total,
+            counts=dict(report.counts),
+            findings=[f.to_dict() for f in report.findings[:MAX_FINDINGS]],
+            findings_total=len(report.findings),
+            delete=self.delete_policy,
+            actions=[a.to_dict() for a in report.actions],
+        )
+
+    def snapshot(self) -> list[bytes]:
+        """Return the lines a screen that connects now needs to show this session."""
+        lines = [self.session_event()]
+        if self.last_progress is not None and self.state in (State.SCANNING, State.PREFLIGHT):
+            lines.append(self.last_progress)
+        verdict = self.verdict_event()
+        if verdict is not None:
+            lines.append(verdict)
+        return lines
+
+
+def infected_paths(report: Report) -> list[str]:
+    """Return the escaped paths the delete flow may remove: infected files, and only those."""
+    return [f.path for f in report.findings if f.verdict is FileVerdict.INFECTED]
+
+
+def delete_named(root: Path, escaped_paths: list[str]) -> tuple[list[str], list[str]]:
+    """Delete exactly these files under *root*, never following a link; return (done, failed)."""
+    done: list[str] = []
+    failed: list[str] = []
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for escaped in escaped_paths:
+            if _unlink_beneath(root_fd, unescape_name(escaped)):
+                done.append(escaped)
+            else:
+                failed.append(escaped)
+        os.fsync(root_fd)
+        os.sync()
+    finally:
+        os.close(root_fd)
+    return done, failed
+
+
+def _unlink_beneath(root_fd: int, raw: bytes) -> bool:
+    parts = [p for p in raw.split(b"/") if p]
+    if not parts or any(p in (b".", b"..") for p in parts):
+        return False
+    fd = os.dup(root_fd)
+    try:
+        for part in parts[:-1]:
+            # O_NOFOLLOW on every component: a link planted on the stick leads nowhere.
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        info = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        os.unlink(parts[-1], dir_fd=fd)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EROFS, errno.EACCES):
+            journal.warning("cannot delete a file: %s", exc.strerror)
+        return False
+    finally:
+        os.close(fd)
+
+
+def journal_line(session: Session, report: Report, station_id: str) -> str:
+    """Return the session's one structured journal line (JSON; every stick name made inert)."""
+    device = report.device or session.info()
+
+    def shown(value: str | None) -> str | None:
+        return display_name(value, 80) if value else None
+
+    record: dict[str, Any] = {
+        "event": "session",
+        "station_id": station_id,
+        "session_id": session.session_id,
+        "report_id": report.report_id,
+        "scan_code": report.scan_code,
+        "verdict": str(report.verdict),
+        "reason": str(report.reason) if report.reason else None,
+        "files_total": report.files_total,
+        "bytes_total": report.bytes_total,
+        "counts": dict(report.counts),
+        "seconds": round((report.finished_at - report.started_at).total_seconds(), 3),
+        "device": {
+            "vendor": shown(device.vendor),
+            "model": shown(device.model),
+            "serial": shown(device.serial),
+            "size": device.size,
+            "fs_type": shown(device.fs_type),
+            "label": shown(device.label),
+        },
+        "threats": [
+            {"path": display_name(f.path, 200), "verdict": str(f.verdict), "threat": f.threat}
+            for f in report.findings[:20]
+            if f.verdict in (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS)
+        ],
+        "actions": [a.kind for a in report.actions],
+    }
+    return json.dumps(record, ensure_ascii=True, separators=(",", ":"))

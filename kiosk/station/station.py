@@ -1,0 +1,528 @@
+"""The station daemon: sticks from a source, sessions, the outbox, health, the event socket.
+
+API for other parts (e.g. `kiosk demo`, which runs the station in-process next to the UI)::
+
+    from kiosk.station.station import Station, run_station
+    from kiosk.station.source import ManualSource
+
+    source = ManualSource()                 # or kiosk.station.udev.UdevSource(usb_only=...)
+    station = Station(config, source)       # scanner=None builds kiosk.scan.scanner.Scanner(config)
+    task = asyncio.create_task(station.run())   # or: await run_station(config, source)
+    await station.ready.wait()              # event socket listening, outbox recovered
+    source.plug("/path/to/folder-or-image") # a "stick"; source.unplug(volume) takes it out
+    station.stop(); await task
+
+Everything blocking (mount, scan, SQLite, self-test) runs in threads; the loop only routes events.
+A session's report is committed to the outbox before its verdict is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiosk import __version__
+from kiosk.config import Config
+from kiosk.errors import OutboxError
+from kiosk.models import Action as ReportAction
+from kiosk.models import Reason, Report, TreeVerdict, new_report_id, utcnow
+from kiosk.protocol import PROTOCOL_VERSION, Command, EventType, State, event
+from kiosk.station import health as health_mod
+from kiosk.station.device import Action, DeviceEvent, stick_info
+from kiosk.station.events import EventHub
+from kiosk.station.health import Health, ScanEngine
+from kiosk.station.mount import MountError, StickMount
+from kiosk.station.outbox import Outbox
+from kiosk.station.session import (
+    PROGRESS_INTERVAL,
+    Session,
+    delete_named,
+    infected_paths,
+    journal,
+    journal_line,
+)
+from kiosk.station.source import DeviceSource
+
+log = logging.getLogger(__name__)
+
+PRESENCE_INTERVAL = 0.5  # seconds between two checks that a stick being scanned is still there
+
+
+def _default_scanner(config: Config) -> ScanEngine:
+    from kiosk.scan.scanner import Scanner  # imported late: `kiosk ui` never needs pyclamd
+
+    return Scanner(config)
+
+
+class Station:
+    """The daemon's state and tasks; `run()` until `stop()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: DeviceSource,
+        *,
+        scanner: ScanEngine | None = None,
+        outbox: Outbox | None = None,
+        socket_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.station
+        self.source = source
+        self.scanner = scanner or _default_scanner(config)
+        self.outbox = outbox or Outbox(Path(self.settings.data_dir) / "outbox.db")
+        self.socket_path = socket_path or Path(self.settings.event_socket)
+        self.hub = EventHub(self._snapshot, self._command)
+        self.health = Health()
+        self.sessions: dict[str, Session] = {}  # by session_id
+        self.ready = asyncio.Event()
+        self.recovered: list[Report] = []
+        self.ended: list[Session] = []  # last few ended sessions, for tests and the bench
+        self.listeners: list[Callable[[Session], None]] = []  # called on every state change
+        self._stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(max(1, self.settings.parallel_sessions))
+        self._waiting: list[Session] = []
+        self._busy = 0
+        self._owns_outbox = outbox is None
+        self._health_wake = asyncio.Event()
+
+    # -- life ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Recover the outbox, open the socket, then serve sticks until `stop()`."""
+        self.recovered = await asyncio.to_thread(self.outbox.recover)
+        for report in self.recovered:
+            journal.info(journal_line(Session(stick="", volumes=[]), report, self.settings.id))
+        await self.hub.start(self.socket_path, self.settings.event_socket_group or None)
+        tasks = [
+            asyncio.create_task(self._watch_source(), name="source"),
+            asyncio.create_task(self._health_loop(), name="health"),
+        ]
+        self.ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for session in list(self.sessions.values()):
+                session.cancel.set()
+                if session.task:
+                    session.task.cancel()
+            pending = [*tasks, *(s.task for s in self.sessions.values() if s.task)]
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.source.aclose()
+            await self.hub.stop()
+            if self._owns_outbox:
+                await asyncio.to_thread(self.outbox.close)
+
+    def stop(self) -> None:
+        """Ask `run()` to end (sessions are cancelled, mounts undone)."""
+        self._stop.set()
+
+    # -- events to screens -----------------------------------------------------------------
+    def _hello(self) -> bytes:
+        return event(
+            EventType.HELLO,
+            station_id=self.settings.id,
+            software_version=__version__,
+            protocol=PROTOCOL_VERSION,
+        )
+
+    def _snapshot(self) -> list[bytes]:
+        lines = [self._hello(), self.health.to_event()]
+        for session in self.sessions.values():
+            lines += session.snapshot()
+        return lines
+
+    def _set_state(self, session: Session, state: State) -> None:
+        session.state = state
+        self.hub.publish(session.session_event(), session_id=session.session_id)
+        for listener in self.listeners:
+            listener(session)
+
+    def _set_health(self, health: Health) -> None:
+        self.health = health
+        self.hub.publish(health.to_event())
+
+    # -- devices ---------------------------------------------------------------------------
+    async def _watch_source(self) -> None:
+        async for found in self.source.events():
+            try:
+                self._on_device(found)
+            except Exception:  # error boundary: one odd event must not stop the station
+                log.exception("cannot handle a device event")
+
+    def _session_of(self, found: DeviceEvent) -> Session | None:
+        for session in self.sessions.values():
+            if session.stick == found.volume.stick or any(
+                v.key == found.volume.key for v in session.volumes
+            ):
+                return session
+        return None
+
+    def _on_device(self, found: DeviceEvent) -> None:
+        session = self._session_of(found)
+        if found.action is Action.REMOVE:
+            if session is not None:
+                session.removed.set()
+                session.cancel.set()
+            return
+        if session is not None:
+            if session.state is State.DETECTED:
+                # Still settling: a partition that shows up now belongs to this stick.
+                session.volumes = [v for v in session.volumes if v.key != found.volume.key]
+                session.volumes.append(found.volume)
+            return
+        session = Session(stick=found.volume.stick, volumes=[found.volume])
+        session.delete_policy = "never"
+        self.sessions[session.session_id] = session
+        session.task = asyncio.create_task(self._run_session(session))
+        self._set_state(session, State.DETECTED)
+
+    def _present(self, session: Session) -> bool:
+        return all(self.source.present(v) for v in session.volumes if not v.partition_table)
+
+    # -- one session -----------------------------------------------------------------------
+    async def _run_session(self, session: Session) -> None:
+        try:
+            await self._session_body(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # error boundary: a broken session must leave the station working
+            log.exception("session %s failed", session.session_id)
+        finally:
+            self.sessions.pop(session.session_id, None)
+            if session.state is not State.ENDED:
+                self._set_state(session, State.ENDED)
+            self.ended = [*self.ended[-9:], session]
+
+    async def _session_body(self, session: Session) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.removed.wait(), self.settings.settle_time)
+        if session.removed.is_set():
+            return
+        self._waiting.append(session)
+        self._publish_queue()
+        try:
+            async with self._slots:
+                self._busy += 1
+                try:
+                    self._waiting.remove(session)
+                    self._publish_queue()
+                    if session.removed.is_set():
+                        return  # left while queued: nothing was read, nothing to report
+                    await self._scan_session(session)
+                finally:
+                    self._busy -= 1
+        finally:
+            if session in self._waiting:
+                self._waiting.remove(session)
+                self._publish_queue()
+        await self._after_verdict(session)
+
+    def _publish_queue(self) -> None:
+        free = max(0, self.settings.parallel_sessions - self._busy)
+        for position, waiting in enumerate(self._waiting):
+            queued = max(0, position + 1 - free)
+            if waiting.queued != queued:
+                waiting.queued = queued
+                self._set_state(waiting, waiting.state)
+
+    async def _scan_session(self, session: Session) -> None:
+        session.queued = 0
+        report_id = new_report_id()
+        session.device = stick_info(session.volumes)
+        started = utcnow()
+        try:
+            await asyncio.to_thread(
+                self.outbox.begin, report_id, started, session.device, self.settings.id
+            )
+        except OutboxError as exc:
+            log.error("new session refused: %s", exc)
+            self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
+            await self._finish(session, _failed(report_id, started, Reason.OUTBOX_FULL, str(exc)),
+                               commit=False)
+            return
+        if health_mod.OUTBOX_FULL in self.health.problems:
+            self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, False))
+        self._set_state(session, State.MOUNTING)
+        report = await self._mount_and_scan(session, report_id, started)
+        await self._finish(session, report)
+
+    async def _mount_and_scan(self, session: Session, report_id: str, started: Any) -> Report:
+        mount = StickMount(
+            session.volumes,
+            Path(self.settings.mount_dir),
+            session.session_id,
+            allowed=self.settings.filesystems,
+        )
+        try:
+            root = await asyncio.to_thread(mount.open)
+        except MountError as exc:
+            await asyncio.to_thread(mount.close)
+            reason = Reason.DEVICE_REMOVED if session.removed.is_set() else exc.reason
+            return _failed(report_id, started, reason, str(exc))
+        except Exception as exc:
+            await asyncio.to_thread(mount.close)
+            return _failed(report_id, started, Reason.MOUNT_FAILED, str(exc))
+        try:
+            session.device = dataclasses.replace(
+                stick_info(mount.mounted), size=session.info().size
+            )
+            self._set_state(session, State.PREFLIGHT)
+            return await self._scan(session, root, report_id)
+        finally:
+            await asyncio.to_thread(mount.close)
+
+    async def _scan(self, session: Session, root: Path, report_id: str) -> Report:
+        loop = asyncio.get_running_loop()
+
+        def on_progress(progress: Any) -> None:
+            # Called from the scanner's threads: throttle here, hop into the loop.
+            now = time.monotonic()
+            last = progress.files_done >= progress.files_total
+            if now - session.last_progress_at < PROGRESS_INTERVAL and not last:
+                return
+            session.last_progress_at = now
+            loop.call_soon_threadsafe(self._progress, session, progress)
+
+        watcher = asyncio.create_task(self._watch_presence(session))
+        try:
+            report = await asyncio.to_thread(
+                self.scanner.scan,
+                root,
+                report_id=report_id,
+                on_progress=on_progress,
+                cancel=session.cancel,
+            )
+        finally:
+            watcher.cancel()
+        if session.removed.is_set() and report.verdict not in (
+            TreeVerdict.INFECTED, TreeVerdict.SUSPICIOUS,
+        ):
+            report = dataclasses.replace(
+                report, verdict=TreeVerdict.INCOMPLETE, reason=Reason.DEVICE_REMOVED
+            )
+        return report
+
+    def _progress(self, session: Session, progress: Any) -> None:
+        if session.state is State.PREFLIGHT:
+            session.first_progress_at = time.monotonic()
+            self._set_state(session, State.SCANNING)
+        if session.state is not State.SCANNING:
+            return
+        line = event(
+            EventType.PROGRESS,
+            session_id=session.session_id,
+            files_done=progress.files_done,
+            files_total=progress.files_total,
+            bytes_done=progress.bytes_done,
+            bytes_total=progress.bytes_total,
+            current=progress.current,
+            eta_s=None if progress.eta_s is None else round(progress.eta_s, 1),
+        )
+        session.last_progress = line
+        self.hub.publish(line, session_id=session.session_id, progress=True)
+
+    async def _watch_presence(self, session: Session) -> None:
+        # udev may say nothing (a loop detached without udevd, a dead hub): look ourselves too.
+        while not session.removed.is_set():
+            await asyncio.sleep(PRESENCE_INTERVAL)
+            if not await asyncio.to_thread(self._present, session):
+                log.info("stick of session %s is gone", session.session_id)
+                session.removed.set()
+                session.cancel.set()
+
+    async def _finish(self, session: Session, report: Report, *, commit: bool = True) -> None:
+        report = report.with_station(self.settings.id, session.info(), report.actions)
+        report = dataclasses.replace(report, software_version=__version__)
+        if commit:
+            try:
+                await asyncio.to_thread(self.outbox.commit, report)
+            except OutboxError as exc:
+                log.error("report not stored: %s", exc)
+                self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
+                report = dataclasses.replace(
+                    report, verdict=TreeVerdict.ERROR, reason=Reason.OUTBOX_FULL, detail=str(exc)
+                )
+        session.report = report
+        if report.reason in _ENGINE_REASONS:
+            self._health_wake.set()  # the engine failed a session: re-check health now
+        infected = bool(infected_paths(report))
+        session.delete_policy = self.settings.delete_infected if infected and commit else "never"
+        journal.info(journal_line(session, report, self.settings.id))
+        self._set_state(session, State.VERDICT)
+        verdict = session.verdict_event()
+        assert verdict is not None
+        self.hub.publish(verdict, session_id=session.session_id)
+        await self._refresh_backlog()
+
+    async def _after_verdict(self, session: Session) -> None:
+        if session.delete_policy == "always" and not session.removed.is_set():
+            await self._delete_flow(session)
+        timeout = self.settings.removal_timeout or None
+        while not session.removed.is_set():
+            waits = [asyncio.ensure_future(session.removed.wait())]
+            if session.delete_policy == "offer":
+                waits.append(asyncio.ensure_future(session.delete_asked.wait()))
+            done, pending = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in pending:
+                waiter.cancel()
+            if not done:
+                break  # removal_timeout: the demo goes idle with the stick still "in"
+            if session.delete_asked.is_set() and not session.removed.is_set():
+                session.delete_asked.clear()
+                await self._delete_flow(session)
+        self._set_state(session, State.ENDED)
+        self.hub.publish(event(EventType.REMOVED, session_id=session.session_id))
+
+    # -- delete flow -----------------------------------------------------------------------
+    async def _delete_flow(self, session: Session) -> None:
+        original = session.report
+        assert original is not None
+        paths = infected_paths(original)
+        session.delete_policy = "never"  # one deletion per session
+        self._set_state(session, State.DELETING)
+        writable = StickMount(
+            session.volumes,
+            Path(self.settings.mount_dir),
+            f"{session.session_id}-rw",
+            allowed=self.settings.filesystems,
+            writable=True,
+        )
+        done: list[str] = []
+        failed: list[str] = list(paths)
+        detail = None
+        try:
+            root = await asyncio.to_thread(writable.open)
+            done, failed = await asyncio.to_thread(delete_named, root, paths)
+        except Exception as exc:  # whatever failed, the action is recorded as failed
+            detail = str(exc)
+            log.error("delete flow of session %s failed: %s", session.session_id, exc)
+        finally:
+            await asyncio.to_thread(writable.close)
+        rescan_id = new_report_id()
+        started = utcnow()
+        await asyncio.to_thread(
+            self.outbox.begin, rescan_id, started, session.info(), self.settings.id
+        )
+        self._set_state(session, State.MOUNTING)
+        rescan = await self._mount_and_scan(session, rescan_id, started)
+        action = ReportAction(
+            kind="delete_infected",
+            at=utcnow(),
+            ok=not failed and rescan.verdict is TreeVerdict.CLEAN,
+            files=tuple(done),
+            rescan_verdict=rescan.verdict,
+            detail=detail or (f"{len(failed)} file(s) not deleted" if failed else None),
+        )
+        rescan = dataclasses.replace(
+            rescan, actions=(action,), extra={"rescan_of": original.report_id}
+        )
+        await self._finish(session, rescan)
+        session.delete_policy = "never"
+
+    # -- commands from screens -------------------------------------------------------------
+    async def _command(self, message: dict[str, Any]) -> bytes:
+        name = message.get("cmd")
+        if name == Command.PING:
+            return _ack(name, None)
+        session = self.sessions.get(str(message.get("session_id")))
+        if name not in (Command.DELETE_INFECTED, Command.DISMISS):
+            return _ack(name, "unknown_command")
+        if session is None:
+            return _ack(name, "unknown_session")
+        if name == Command.DISMISS:
+            if session.state is State.VERDICT:
+                self._set_state(session, State.WAITING_REMOVAL)
+            return _ack(name, None)
+        if session.state is not State.VERDICT or session.delete_policy != "offer":
+            return _ack(name, "not_allowed")
+        session.delete_asked.set()
+        return _ack(name, None)
+
+    # -- health ----------------------------------------------------------------------------
+    async def _refresh_backlog(self) -> None:
+        try:
+            backlog = await asyncio.to_thread(self.outbox.backlog)
+        except OutboxError:
+            return
+        if backlog != self.health.outbox_backlog:
+            self._set_health(dataclasses.replace(self.health, outbox_backlog=backlog))
+
+    async def _health_loop(self) -> None:
+        while True:
+            checked = await asyncio.to_thread(health_mod.selftest, self.scanner, self.health)
+            if health_mod.OUTBOX_FULL in checked.problems and _has_room(self.outbox.path):
+                checked = checked.with_problem(health_mod.OUTBOX_FULL, False)
+            self._set_health(checked)
+            await self._refresh_backlog()
+            if not checked.ok:
+                log.warning("station out of service: %s", ", ".join(sorted(checked.problems)))
+            delay = self.settings.selftest_interval if checked.ok else self.settings.health_retry
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._health_wake.wait(), delay)
+            self._health_wake.clear()
+
+
+_ENGINE_REASONS = frozenset(
+    {Reason.ENGINE_DOWN, Reason.CANARY_MISSED, Reason.SIGNATURES_OLD, Reason.PREFLIGHT_FAILED,
+     Reason.ENGINE_LOST}
+)
+
+
+def _has_room(path: Path, need: int = 4 << 20) -> bool:
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize >= need
+
+
+def _ack(name: Any, error: str | None) -> bytes:
+    return event(EventType.ACK, cmd=name, ok=error is None, error=error)
+
+
+def _failed(report_id: str, started: Any, reason: Reason, detail: str | None) -> Report:
+    return Report(
+        report_id=report_id,
+        verdict=TreeVerdict.ERROR,
+        reason=reason,
+        detail=detail,
+        started_at=started,
+        finished_at=utcnow(),
+        files_total=0,
+        bytes_total=0,
+        counts={},
+        findings=(),
+        engine=None,
+    )
+
+
+async def run_station(
+    config: Config,
+    source: DeviceSource,
+    *,
+    scanner: ScanEngine | None = None,
+    socket_path: Path | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a station on *source* until *stop* is set (or the task is cancelled)."""
+    station = Station(config, source, scanner=scanner, socket_path=socket_path)
+    task = asyncio.create_task(station.run())
+    try:
+        if stop is None:
+            await task
+            return
+        await stop.wait()
+    finally:
+        station.stop()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,149 @@
+"""The one kiosk screen: a fixed layout whose parts are filled from a `view.Spec`."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Center, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Static
+
+from kiosk.tui.view import Spec, Tone
+from kiosk.tui.widgets import Bar, BigWord, Findings, KioskButton
+
+TONES = tuple(f"-{tone}" for tone in Tone)
+
+
+def _static(id: str) -> Static:
+    # markup=False everywhere: a name, a contact or a translation is never parsed as markup.
+    return Static("", id=id, markup=False)
+
+
+class KioskScreen(Screen[None], inherit_bindings=False):
+    """Big word, boxed caption, bar, sentences, findings, buttons and a discreet footer."""
+
+    DEFAULT_CSS = """
+    KioskScreen { align: center middle; overflow: hidden; }
+    KioskScreen.-calm { background: $calm-bg; color: $calm-fg; }
+    KioskScreen.-good { background: $good-bg; color: $good-fg; }
+    KioskScreen.-bad { background: $bad-bg; color: $bad-fg; }
+    KioskScreen.-warn { background: $warn-bg; color: $warn-fg; }
+    KioskScreen.-broken { background: $broken-bg; color: $broken-fg; }
+    KioskScreen.-calm BigWord { color: $calm-big; }
+    KioskScreen.-good BigWord { color: $good-big; }
+    KioskScreen.-bad BigWord { color: $bad-big; }
+    KioskScreen.-warn BigWord { color: $warn-big; }
+    KioskScreen.-broken BigWord { color: $broken-big; }
+    KioskScreen.-scanning BigWord { color: $percent; }
+    KioskScreen.-calm .accent { color: $calm-accent; }
+    KioskScreen.-good .accent { color: $good-accent; }
+    KioskScreen.-bad .accent { color: $bad-accent; }
+    KioskScreen.-warn .accent { color: $warn-accent; }
+    KioskScreen.-broken .accent { color: $broken-accent; }
+    KioskScreen.-calm Findings > .findings--why { color: $calm-accent; }
+    KioskScreen.-good Findings > .findings--why { color: $good-accent; }
+    KioskScreen.-bad Findings > .findings--why { color: $bad-accent; }
+    KioskScreen.-warn Findings > .findings--why { color: $warn-accent; }
+    KioskScreen.-broken Findings > .findings--why { color: $broken-accent; }
+
+    #frame { width: 100%; max-width: 120; height: auto; padding: 0 2; overflow: hidden; }
+    #caption {
+        width: 100%; border: solid $foreground; text-style: bold; text-align: center;
+        margin: 1 0 1 0;
+    }
+    KioskScreen.-calm #caption { border: solid $calm-fg; }
+    KioskScreen.-good #caption { border: solid $good-fg; }
+    KioskScreen.-bad #caption { border: solid $bad-fg; }
+    KioskScreen.-warn #caption { border: solid $warn-fg; }
+    KioskScreen.-broken #caption { border: solid $broken-fg; }
+    Bar { margin: 0 4 1 4; width: 1fr; }
+    Bar > .bar--done { background: $bar-done; }
+    Bar > .bar--todo { background: $bar-todo; }
+    #lead { width: 100%; text-style: bold; text-align: center; margin: 0 0 1 0; }
+    #lines { width: 100%; text-align: center; }
+    #current { width: 100%; text-align: center; text-style: bold; margin: 1 0 0 0; }
+    #findings {
+        width: 100%; height: auto; margin: 1 0 0 0; padding: 0 1;
+        border: solid $foreground;
+    }
+    KioskScreen.-calm #findings { border: solid $calm-fg; }
+    KioskScreen.-good #findings { border: solid $good-fg; }
+    KioskScreen.-bad #findings { border: solid $bad-fg; }
+    KioskScreen.-warn #findings { border: solid $warn-fg; }
+    KioskScreen.-broken #findings { border: solid $broken-fg; }
+    #buttons { width: 100%; height: auto; align: center middle; margin: 1 0 0 0; }
+    #footer { dock: bottom; width: 100%; height: 1; text-align: center; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spec: Spec | None = None
+        self.ready = False
+
+    def on_mount(self) -> None:
+        """The layout exists from now on."""
+        self.ready = True
+
+    def compose(self) -> ComposeResult:
+        """Lay out every part once; `show` fills them and hides the empty ones."""
+        with Vertical(id="frame"):
+            yield BigWord(id="big")
+            yield _static("caption")
+            with Center():
+                yield Bar(id="bar")
+            yield _static("lead")
+            yield _static("lines")
+            current = _static("current")
+            current.add_class("accent")
+            yield current
+            yield Findings(id="findings")
+            yield Horizontal(id="buttons")
+        yield _static("footer")
+
+    def show(self, spec: Spec) -> None:
+        """Fill the layout from *spec* (cheap when only the progress changed)."""
+        previous = self.spec
+        self.spec = spec
+        self.remove_class(*TONES, "-scanning")
+        self.add_class(f"-{spec.tone}")
+        self.set_class(spec.progress is not None and spec.kind == "scanning", "-scanning")
+        self.query_one(BigWord).word = spec.big
+        self._text("caption", spec.caption)
+        bar = self.query_one(Bar)
+        bar.display = spec.progress is not None
+        bar.fraction = spec.progress or 0.0
+        self._text("lead", spec.lead)
+        self._text("lines", "\n".join(spec.lines))
+        self._current(spec)
+        self._findings(spec)
+        self._text("footer", spec.footer, hide=False)
+        if previous is None or previous.buttons != spec.buttons:
+            self._buttons(spec)
+
+    def _text(self, id: str, text: str, hide: bool = True) -> None:
+        widget = self.query_one(f"#{id}", Static)
+        widget.update(Text(text))
+        if hide:
+            widget.display = bool(text)
+
+    def _current(self, spec: Spec) -> None:
+        widget = self.query_one("#current", Static)
+        widget.display = spec.current is not None
+        if spec.current is not None:
+            label, name = spec.current
+            widget.update(Text.assemble((label + "\n", "not bold"), name))
+
+    def _findings(self, spec: Spec) -> None:
+        widget = self.query_one(Findings)
+        widget.display = bool(spec.findings)
+        widget.rows = spec.findings
+
+    def _buttons(self, spec: Spec) -> None:
+        box = self.query_one("#buttons", Horizontal)
+        box.remove_children()
+        buttons = [KioskButton(b.label, b.action) for b in spec.buttons]
+        box.display = bool(buttons)
+        if buttons:
+            box.mount_all(buttons)
+            default = next((i for i, b in enumerate(spec.buttons) if b.default), 0)
+            self.call_after_refresh(buttons[default].focus)

@@ -1,0 +1,421 @@
+"""Which screen to show and what it says: a pure function of the model, with no Textual in it.
+
+Every name that came from a stick goes through `kiosk.names.display_name` here, once, before it
+reaches any widget; widgets then show it as plain `Text`, never as markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from kiosk.models import Reason
+from kiosk.names import display_name
+from kiosk.protocol import State
+from kiosk.tui.model import Session, StationModel, Verdict
+from kiosk.tui.words import Words
+
+MAX_FINDINGS_SHOWN = 6
+
+# Verdict reasons that mean "the station could not do its job", not "the stick is bad".
+STATION_REASONS = frozenset(
+    {
+        Reason.PREFLIGHT_FAILED,
+        Reason.ENGINE_DOWN,
+        Reason.CANARY_MISSED,
+        Reason.SIGNATURES_OLD,
+        Reason.OUTBOX_FULL,
+    }
+)
+UNREADABLE_REASONS = frozenset(
+    {Reason.UNREADABLE, Reason.UNSUPPORTED_FS, Reason.NO_FILESYSTEM, Reason.MOUNT_FAILED}
+)
+INTERRUPTED_REASONS = frozenset({Reason.DEVICE_REMOVED, Reason.CANCELLED, Reason.INTERRUPTED})
+
+
+class Kind(StrEnum):
+    """Every screen of the kiosk."""
+
+    WAITING = "waiting"
+    PREPARING = "preparing"
+    SCANNING = "scanning"
+    CLEAN = "clean"
+    THREATS = "threats"
+    DANGEROUS = "dangerous"
+    NOT_VERIFIABLE = "not_verifiable"
+    INTERRUPTED = "interrupted"
+    UNREADABLE = "unreadable"
+    OUT_OF_SERVICE = "out_of_service"
+    CONFIRM_DELETE = "confirm_delete"
+    DELETING = "deleting"
+    REMOVE = "remove"
+
+
+class Tone(StrEnum):
+    """The background colour family of a screen (a CSS class); never the only signal."""
+
+    CALM = "calm"  # navy
+    GOOD = "good"  # green
+    BAD = "bad"  # red
+    WARN = "warn"  # orange
+    BROKEN = "broken"  # black
+
+
+class Action(StrEnum):
+    """What a button asks for."""
+
+    DELETE = "delete"
+    CONFIRM_DELETE = "confirm_delete"
+    CANCEL_DELETE = "cancel_delete"
+    DISMISS = "dismiss"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """One button of a screen."""
+
+    action: Action
+    label: str
+    default: bool = False  # focused first, pressed by Enter
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """Everything one screen shows; names in it are already in display form."""
+
+    kind: Kind
+    tone: Tone
+    big: str  # the block-letter word ("" for none)
+    caption: str  # the boxed line
+    lead: str = ""  # the bold sentence under the caption
+    lines: tuple[str, ...] = ()
+    findings: tuple[tuple[str, str], ...] = ()  # (name, why)
+    progress: float | None = None
+    current: tuple[str, str] | None = None  # (label, name) of the file being scanned
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the view needs besides the model."""
+
+    words: Words
+    contact: str
+    width: int = 80  # columns available for a name
+    now: float = 0.0
+    goodbye_s: float = 8.0  # how long an interrupted session stays on screen after removal
+
+
+def build(model: StationModel, ctx: Context) -> Spec:
+    """Return the screen for the current state of *model*."""
+    _ = ctx.words._
+    if not model.connected:
+        return _out_of_service(ctx, ["station_unreachable"], footer="")
+    session = model.current()
+    if session is None:
+        ended = model.ended
+        if ended is not None and ctx.now - model.ended_at < ctx.goodbye_s and _unfinished(ended):
+            return _interrupted(ctx, ended)
+        health = model.health
+        if health is not None and not health.ok:
+            return _out_of_service(ctx, list(health.problems) or ["selftest_failed"], footer="")
+        return _waiting(model, ctx)
+    spec = _session_screen(session, ctx)
+    others = model.others()
+    if others:
+        more = ctx.words.n_(
+            "{n} more stick is waiting.", "{n} more sticks are waiting.", others
+        ).format(n=others)
+        return _with_footer(spec, f"{spec.footer}   {more}" if spec.footer else more)
+    return spec
+
+
+def _with_footer(spec: Spec, footer: str) -> Spec:
+    return replace(spec, footer=footer)
+
+
+def _unfinished(session: Session) -> bool:
+    verdict = session.verdict
+    return verdict is None or verdict.reason in INTERRUPTED_REASONS
+
+
+def _waiting(model: StationModel, ctx: Context) -> Spec:
+    _ = ctx.words._
+    health = model.health
+    status: list[str] = []
+    if health is not None:
+        if health.signatures_date:
+            status.append(_("Signatures of {date}").format(date=health.signatures_date[:10]))
+        link = {
+            "ok": _("central server: connected"),
+            "down": _("central server: not reachable"),
+        }.get(health.server_link, _("central server: not configured"))
+        status.append(link)
+    return Spec(
+        kind=Kind.WAITING,
+        tone=Tone.CALM,
+        big="USB",
+        caption=_("USB ANTIVIRUS STATION"),
+        lead=_("Insert your USB stick"),
+        lines=(_("The scan starts by itself."),),
+        footer="  ·  ".join(status),
+    )
+
+
+def _out_of_service(ctx: Context, problems: list[str], footer: str) -> Spec:
+    _ = ctx.words._
+    reasons = tuple(dict.fromkeys(ctx.words.tree_reason(p) for p in problems))
+    return Spec(
+        kind=Kind.OUT_OF_SERVICE,
+        tone=Tone.BROKEN,
+        big=_("OUT OF ORDER"),
+        caption=_("THIS STATION CANNOT CHECK STICKS"),
+        lead=_("Sticks are NOT verified here for now."),
+        lines=(*reasons, _("Please call {contact}.").format(contact=ctx.contact)),
+        footer=footer or _("Code for IT: {codes}").format(codes=", ".join(problems)),
+    )
+
+
+def _interrupted(ctx: Context, session: Session) -> Spec:
+    _ = ctx.words._
+    verdict = session.verdict
+    return Spec(
+        kind=Kind.INTERRUPTED,
+        tone=Tone.WARN,
+        big=_("WARNING"),
+        caption=_("SCAN NOT FINISHED"),
+        lead=ctx.words.tree_reason(verdict.reason if verdict else Reason.DEVICE_REMOVED),
+        lines=(_("This stick is NOT verified. Insert it again to scan it."),),
+        footer=_scan_code(ctx, verdict),
+        session_id=session.session_id,
+    )
+
+
+def _session_screen(session: Session, ctx: Context) -> Spec:
+    _ = ctx.words._
+    verdict = session.verdict
+    if session.delete_requested or session.rescanning or session.state == State.DELETING:
+        return _deleting(session, ctx)
+    if verdict is None:
+        if session.state == State.SCANNING or session.progress is not None:
+            return _scanning(session, ctx)
+        return Spec(
+            kind=Kind.PREPARING,
+            tone=Tone.CALM,
+            big="USB",
+            caption=_("READING THE STICK - do not remove it"),
+            lead=_("Please wait..."),
+            session_id=session.session_id,
+        )
+    if session.dismissed or session.state == State.WAITING_REMOVAL:
+        return Spec(
+            kind=Kind.REMOVE,
+            tone=Tone.CALM,
+            big=_("THANK YOU"),
+            caption=_("Please remove your USB stick"),
+            lead=_("Thank you!"),
+            session_id=session.session_id,
+        )
+    if session.confirming_delete:
+        return _confirm_delete(session, verdict, ctx)
+    return _result(session, verdict, ctx)
+
+
+def _scanning(session: Session, ctx: Context) -> Spec:
+    _ = ctx.words._
+    progress = session.progress
+    lines: list[str] = []
+    fraction = 0.0
+    current = None
+    if progress is not None:
+        fraction = progress.fraction
+        if progress.files_total:
+            lines.append(
+                _("{done} / {total} files").format(
+                    done=progress.files_done, total=progress.files_total
+                )
+            )
+        if progress.eta_s is not None:
+            lines.append(ctx.words.duration(progress.eta_s))
+        if progress.current:
+            name = display_name(progress.current, max_chars=max(10, ctx.width - 8))
+            current = (_("Current file:"), name)
+    percent = int(fraction * 100)
+    return Spec(
+        kind=Kind.SCANNING,
+        tone=Tone.CALM,
+        big=f"{percent} %",
+        caption=_("SCANNING - do not remove the stick"),
+        lines=tuple(lines),
+        progress=fraction,
+        current=current,
+        session_id=session.session_id,
+    )
+
+
+def _deleting(session: Session, ctx: Context) -> Spec:
+    _ = ctx.words._
+    progress = session.progress
+    return Spec(
+        kind=Kind.DELETING,
+        tone=Tone.CALM,
+        big=_("DELETING"),
+        caption=_("DELETING INFECTED FILES - do not remove the stick"),
+        lead=_("The stick will then be scanned again."),
+        progress=progress.fraction if progress is not None else None,
+        session_id=session.session_id,
+    )
+
+
+def _confirm_delete(session: Session, verdict: Verdict, ctx: Context) -> Spec:
+    _ = ctx.words._
+    count = sum(1 for f in verdict.findings if f.verdict == "infected") or verdict.findings_total
+    return Spec(
+        kind=Kind.CONFIRM_DELETE,
+        tone=Tone.BAD,
+        big=_("DELETE?"),
+        caption=ctx.words.n_(
+            "DELETE {n} INFECTED FILE FROM THE STICK?",
+            "DELETE {n} INFECTED FILES FROM THE STICK?",
+            count,
+        ).format(n=count),
+        lead=_("Only the infected files listed here are deleted. Your other files are kept."),
+        lines=(_("The stick is then scanned again to check it."),),
+        findings=_findings(verdict, ctx, infected_only=True),
+        buttons=(
+            Button(Action.CONFIRM_DELETE, _("Yes, delete them")),
+            Button(Action.CANCEL_DELETE, _("Cancel"), default=True),
+        ),
+        session_id=session.session_id,
+    )
+
+
+def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
+    _ = ctx.words._
+    reason = verdict.reason
+    done = _("Done")
+    dismiss = Button(Action.DISMISS, done, default=True)
+    footer = _scan_code(ctx, verdict)
+    outcome = _deletion_outcome(session, verdict, ctx)
+    remove = _("You can remove your USB stick.")
+    if verdict.verdict == "clean":
+        return Spec(
+            kind=Kind.CLEAN,
+            tone=Tone.GOOD,
+            big="OK",
+            caption=_("NO THREAT FOUND"),
+            lead=ctx.words.n_("{n} file scanned", "{n} files scanned", verdict.files_total).format(
+                n=verdict.files_total
+            ),
+            lines=(*outcome, remove),
+            buttons=(dismiss,),
+            footer=footer,
+            session_id=session.session_id,
+        )
+    if verdict.verdict in ("infected", "suspicious"):
+        infected = verdict.verdict == "infected"
+        count = verdict.findings_total
+        caption = (
+            ctx.words.n_("{n} THREAT FOUND", "{n} THREATS FOUND", count)
+            if infected
+            else ctx.words.n_("{n} DANGEROUS FILE", "{n} DANGEROUS FILES", count)
+        ).format(n=count)
+        buttons: tuple[Button, ...] = (dismiss,)
+        if infected and verdict.delete == "offer" and verdict.deletion is None:
+            buttons = (Button(Action.DELETE, _("Delete the infected files")), dismiss)
+        return Spec(
+            kind=Kind.THREATS if infected else Kind.DANGEROUS,
+            tone=Tone.BAD,
+            big="VIRUS" if infected else _("DANGER"),
+            caption=caption,
+            lead=_("Do not use this stick. Tell {contact}.").format(contact=ctx.contact),
+            lines=(*outcome, *_refused(session, ctx), _("Remove your USB stick.")),
+            findings=_findings(verdict, ctx),
+            buttons=buttons,
+            footer=footer,
+            session_id=session.session_id,
+        )
+    if reason in STATION_REASONS:
+        spec = _out_of_service(ctx, [reason or "engine_down"], footer=footer)
+        return _with_session(spec, session)
+    if reason in UNREADABLE_REASONS:
+        return Spec(
+            kind=Kind.UNREADABLE,
+            tone=Tone.WARN,
+            big=_("UNREADABLE"),
+            caption=_("THIS STICK CANNOT BE READ"),
+            lead=ctx.words.tree_reason(reason),
+            lines=(
+                _("It was NOT verified. Do not use it on a school computer."),
+                _("Tell {contact}.").format(contact=ctx.contact),
+            ),
+            buttons=(dismiss,),
+            footer=footer,
+            session_id=session.session_id,
+        )
+    interrupted = reason in INTERRUPTED_REASONS
+    return Spec(
+        kind=Kind.INTERRUPTED if interrupted else Kind.NOT_VERIFIABLE,
+        tone=Tone.WARN,
+        big=_("WARNING"),
+        caption=_("SCAN NOT FINISHED") if interrupted else _("CANNOT BE VERIFIED"),
+        lead=ctx.words.tree_reason(reason),
+        lines=(
+            *outcome,
+            _("This stick is not guaranteed safe. Tell {contact}.").format(contact=ctx.contact),
+        ),
+        findings=_findings(verdict, ctx),
+        buttons=(dismiss,),
+        footer=footer,
+        session_id=session.session_id,
+    )
+
+
+def _with_session(spec: Spec, session: Session) -> Spec:
+    return replace(spec, session_id=session.session_id, buttons=())
+
+
+def _deletion_outcome(session: Session, verdict: Verdict, ctx: Context) -> tuple[str, ...]:
+    _ = ctx.words._
+    action = verdict.deletion
+    if action is None:
+        return ()
+    if action.ok and action.rescan_verdict == "clean":
+        return (_("The infected files were deleted and the stick was scanned again: clean."),)
+    if action.ok:
+        return (_("The infected files were deleted, but the new scan is not clean."),)
+    return (_("The infected files could NOT be deleted."),)
+
+
+def _refused(session: Session, ctx: Context) -> tuple[str, ...]:
+    if session.delete_refused is None:
+        return ()
+    return (ctx.words._("The station refused to delete the files."),)
+
+
+def _findings(
+    verdict: Verdict, ctx: Context, infected_only: bool = False
+) -> tuple[tuple[str, str], ...]:
+    rows = [f for f in verdict.findings if not infected_only or f.verdict == "infected"]
+    shown: list[tuple[str, str]] = []
+    for finding in rows[:MAX_FINDINGS_SHOWN]:
+        why = ctx.words.file_reason(
+            finding.reason,
+            display_name(finding.threat, max_chars=40) if finding.threat else None,
+            finding.verdict,
+        )
+        name_room = max(12, ctx.width - len(why) - 8)
+        shown.append((display_name(finding.path, max_chars=name_room), why))
+    hidden = (verdict.findings_total if not infected_only else len(rows)) - len(shown)
+    if hidden > 0:
+        more = ctx.words.n_("... and {n} more file", "... and {n} more files", hidden)
+        shown.append((more.format(n=hidden), ""))
+    return tuple(shown)
+
+
+def _scan_code(ctx: Context, verdict: Verdict | None) -> str:
+    if verdict is None or not verdict.scan_code:
+        return ""
+    return ctx.words._("Scan code: {code}").format(code=display_name(verdict.scan_code, 20))

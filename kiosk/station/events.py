@@ -87,8 +87,9 @@ class Client:
         """Forget this client and close its connection."""
         self.closed = True
         self.wake.set()
+        # abort, not close: close() would wait to flush to a screen that may never read.
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.writer.transport.abort()
 
 
 class EventHub:
@@ -100,6 +101,7 @@ class EventHub:
         self._clients: set[Client] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
         self.path: Path | None = None
 
     @property
@@ -133,6 +135,9 @@ class EventHub:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._handlers:
+            # Each handler ends by itself once its connection is aborted: wait, never cancel.
+            await asyncio.wait(list(self._handlers), timeout=5)
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -149,13 +154,12 @@ class EventHub:
                 client.close()
                 self._clients.discard(client)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = Client(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         if len(self._clients) >= MAX_CLIENTS:
             client.close()
             return

@@ -104,12 +104,13 @@ def summary(report: Report, root: str, language: str) -> str:
     if report.engine:
         engine = report.engine.version
         if report.engine.signatures_version is not None:
-            engine += f", {_('signatures')} {report.engine.signatures_version}"
+            label = _("signatures")
+            engine += f", {label} {report.engine.signatures_version}"
         if report.engine.signatures_date is not None:
             engine += f" ({report.engine.signatures_date:%Y-%m-%d})"
-        lines.append(f"  {_('Engine')}: {engine}")
-    lines.append(f"  {_('Scan code')}: {report.scan_code}")
-    problems = [f for f in report.findings]
+        lines.append("  " + _("Engine: %(engine)s") % {"engine": engine})
+    lines.append("  " + _("Scan code: %(code)s") % {"code": report.scan_code})
+    problems = list(report.findings)
     if problems:
         lines.append(_("Files that are not clean:"))
         for finding in problems:

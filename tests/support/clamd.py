@@ -97,13 +97,14 @@ def _config_text(root: Path, options: dict[str, str]) -> str:
 
 
 def _spawn(root: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [CLAMD, "--config-file", str(root / "clamd.conf")],
-        stdin=subprocess.DEVNULL,
-        stdout=(root / "clamd.out").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (root / "clamd.out").open("ab") as out:
+        return subprocess.Popen(
+            [CLAMD, "--config-file", str(root / "clamd.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_ready(

@@ -1,0 +1,127 @@
+"""Storing what stations send: reports (exactly once per UUID) and heartbeats."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select, update
+
+from kiosk.models import FileVerdict, scan_code, utcnow
+from kiosk.server.db import Database, upsert
+from kiosk.server.schemas import HeartbeatIn, ReportIn
+from kiosk.server.tables import Station, StoredFinding, StoredReport
+
+_FLAGGED_FIRST = (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS, FileVerdict.UNVERIFIABLE)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a report: stored now, already stored, or owned by another station."""
+
+    duplicate: bool
+    conflict: bool = False
+
+
+def store_report(db: Database, station_id: str, report: ReportIn, tz: ZoneInfo) -> Outcome:
+    """Store *report* once; a second delivery of the same UUID changes nothing."""
+    now = utcnow()
+    device = report.device
+    engine = report.engine
+    threats = [f.threat for f in report.findings if f.threat]
+    ranked = sorted(
+        report.findings,
+        key=lambda f: _FLAGGED_FIRST.index(f.verdict) if f.verdict in _FLAGGED_FIRST else 9,
+    )
+    row = {
+        "report_id": report.report_id,
+        "scan_code": scan_code(report.report_id),
+        "station_id": station_id,
+        "verdict": report.verdict.value,
+        "reason": report.reason.value if report.reason else None,
+        "detail": report.detail,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "received_at": now,
+        "day": report.finished_at.astimezone(tz).date(),
+        "files_total": report.files_total,
+        "bytes_total": report.bytes_total,
+        "findings_total": len(report.findings),
+        "threats_total": len(threats),
+        "first_threat": threats[0] if threats else None,
+        "first_problem": ranked[0].reason.value if ranked and ranked[0].reason else None,
+        "engine_version": engine.version if engine else None,
+        "signatures_version": engine.signatures_version if engine else None,
+        "signatures_date": engine.signatures_date if engine else None,
+        "software_version": report.software_version,
+        "device_vendor": device.vendor if device else None,
+        "device_model": device.model if device else None,
+        "device_serial": device.serial if device else None,
+        "device_size": device.size if device else None,
+        "device_fs": device.fs_type if device else None,
+        "device_label": device.label if device else None,
+        "document": json.dumps(report.document(), ensure_ascii=False, separators=(",", ":")),
+    }
+    with db.write() as session:
+        stmt = (
+            upsert(session, StoredReport)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["report_id"])
+            .returning(StoredReport.pk)
+        )
+        pk = session.execute(stmt).scalar_one_or_none()
+        if pk is None:
+            owner = session.scalar(
+                select(StoredReport.station_id).where(StoredReport.report_id == report.report_id)
+            )
+            return Outcome(duplicate=True, conflict=owner != station_id)
+        if report.findings:
+            session.execute(
+                insert(StoredFinding),
+                [
+                    {
+                        "report_pk": pk,
+                        "position": i,
+                        "path": f.path,
+                        "verdict": f.verdict.value,
+                        "threat": f.threat,
+                        "reason": f.reason.value if f.reason else None,
+                        "detail": f.detail,
+                        "sha256": f.sha256,
+                        "size": f.size,
+                        "station_id": station_id,
+                        "device_serial": device.serial if device else None,
+                        "finished_at": report.finished_at,
+                    }
+                    for i, f in enumerate(report.findings)
+                ],
+            )
+        session.execute(
+            update(Station)
+            .where(Station.id == station_id)
+            .values(last_seen_at=now, last_report_at=now)
+        )
+    return Outcome(duplicate=False)
+
+
+def store_heartbeat(db: Database, station_id: str, beat: HeartbeatIn) -> None:
+    """Record a station's latest health (only the latest is kept)."""
+    now = utcnow()
+    health = beat.health
+    values: dict[str, object] = {
+        "last_seen_at": now,
+        "heartbeat_at": now,
+        "backlog": beat.backlog,
+        "software_version": beat.software_version,
+        "health_at": health.measured_at if health else None,
+        "engine_ok": health.engine_ok if health else None,
+        "engine_version": health.engine_version if health else None,
+        "signatures_version": health.signatures_version if health else None,
+        "signatures_date": health.signatures_date if health else None,
+        "selftest_ok": health.selftest_ok if health else None,
+        "selftest_at": health.selftest_at if health else None,
+        "problems": ",".join(health.problems)[:500] if health else "",
+    }
+    with db.write() as session:
+        session.execute(update(Station).where(Station.id == station_id).values(**values))

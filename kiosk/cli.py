@@ -18,7 +18,11 @@ from kiosk.errors import KioskError
 PARTS = (
     "kiosk.scan.command",
     "kiosk.config_command",
+    "kiosk.server.command",
+    "kiosk.delivery.command",
     "kiosk.station.command",
+    "kiosk.tui.command",
+    "kiosk.demo",
 )
 
 

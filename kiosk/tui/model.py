@@ -8,6 +8,7 @@ of events never makes the screen lag behind.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,7 @@ class StationModel:
     sessions: dict[str, Session] = field(default_factory=dict)
     ended: Session | None = None  # the last session that ended, for a short goodbye
     ended_at: float = 0.0
+    gone: deque[str] = field(default_factory=lambda: deque(maxlen=64))  # ended session ids
     events: int = 0
     progress_events: int = 0
     bad_events: int = 0
@@ -211,12 +213,18 @@ class StationModel:
 
     def _session(self, message: dict[str, Any]) -> Session:
         session_id = str(message["session_id"])
+        if session_id in self.gone:
+            # A late line about a session that ended must not bring it back as a ghost.
+            return Session(session_id, state=State.ENDED)
         found = self.sessions.get(session_id)
         if found is None:
             found = self.sessions[session_id] = Session(session_id)
         return found
 
     def _end(self, session: Session, now: float) -> None:
+        if session.session_id in self.gone:
+            return
+        self.gone.append(session.session_id)
         self.sessions.pop(session.session_id, None)
         self.ended = session
         self.ended_at = now

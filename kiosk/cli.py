@@ -19,7 +19,6 @@ PARTS = (
     "kiosk.scan.command",
     "kiosk.config_command",
     "kiosk.server.command",
-    "kiosk.delivery.command",
     "kiosk.station.command",
     "kiosk.tui.command",
     "kiosk.demo",

@@ -7,6 +7,7 @@ even when it arrived before the wait began.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -79,6 +80,10 @@ class QMP:
 
     def command(self, name: str, timeout: float = 60.0, **arguments: Any) -> Any:
         """Run one QMP command and return its `return` value; raise QMPError on error."""
+        return self.execute(name, arguments, timeout)
+
+    def execute(self, name: str, arguments: dict[str, Any], timeout: float = 60.0) -> Any:
+        """Like command(), with arguments whose names are not Python identifiers."""
         with self._lock:
             self._next_id += 1
             ident = self._next_id
@@ -126,8 +131,6 @@ class QMP:
 
     def close(self) -> None:
         """Close the connection."""
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._sock.close()

@@ -51,15 +51,26 @@ def _mcopy_tree(image: str, tree: Path) -> None:
             _run("mcopy", "-i", image, path, target)
 
 
-def fat_stick(path: Path, tree: Path, size_mib: int = 64, partitioned: bool = True,
-              label: str = "CLE") -> Path:
+def fat_stick(
+    path: Path, tree: Path, size_mib: int = 64, partitioned: bool = True, label: str = "CLE"
+) -> Path:
     """A FAT32 stick, with an MBR partition like most sticks sold, or as a bare filesystem."""
     _blank(path, size_mib)
     if partitioned:
-        subprocess.run(["sfdisk", "--quiet", str(path)], input="start=2048, type=c\n",
-                       text=True, check=True)
-        _run("mkfs.vfat", "-F", "32", "-n", label, "--offset", "2048", path,
-             str((size_mib - 1) * 1024))
+        subprocess.run(
+            ["sfdisk", "--quiet", str(path)], input="start=2048, type=c\n", text=True, check=True
+        )
+        _run(
+            "mkfs.vfat",
+            "-F",
+            "32",
+            "-n",
+            label,
+            "--offset",
+            "2048",
+            path,
+            str((size_mib - 1) * 1024),
+        )
         _mcopy_tree(f"{path}@@1M", tree)
     else:
         _run("mkfs.vfat", "-F", "32", "-n", label, path)
@@ -76,8 +87,9 @@ def eicar_tree(root: Path) -> Path:
     return root
 
 
-def testfiles_tree(root: Path, names: tuple[str, ...] = ("clam.zip", "clam.7z", "clam.pdf",
-                                                        "clam.cab", "clam.exe")) -> Path:
+def testfiles_tree(
+    root: Path, names: tuple[str, ...] = ("clam.zip", "clam.7z", "clam.pdf", "clam.cab", "clam.exe")
+) -> Path:
     """clamav-testfiles samples (clamd finds clam.exe inside each with our .hdb)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -109,8 +121,10 @@ def ntfs_stick(path: Path, tree: Path, size_mib: int = 64, label: str = "NTFSKEY
     """An NTFS stick (mkntfs, filled through ntfs-3g on the image file)."""
     _blank(path, size_mib)
     _run("mkntfs", "-q", "-F", "-Q", "-L", label, path)
-    with tempfile.TemporaryDirectory() as mnt, _fuse_mounted(["ntfs-3g", str(path), mnt],
-                                                              Path(mnt)):
+    with (
+        tempfile.TemporaryDirectory() as mnt,
+        _fuse_mounted(["ntfs-3g", str(path), mnt], Path(mnt)),
+    ):
         _copy_into(tree, Path(mnt))
     return path
 
@@ -121,8 +135,9 @@ def exfat_stick(path: Path, tree: Path, size_mib: int = 64, label: str = "EXFATK
     _run("mkfs.exfat", "-L", label, path)
     loop = _run("losetup", "--find", "--show", path).strip()
     try:
-        with tempfile.TemporaryDirectory() as mnt, _fuse_mounted(
-            ["mount.exfat-fuse", loop, mnt], Path(mnt)
+        with (
+            tempfile.TemporaryDirectory() as mnt,
+            _fuse_mounted(["mount.exfat-fuse", loop, mnt], Path(mnt)),
         ):
             _copy_into(tree, Path(mnt))
     finally:

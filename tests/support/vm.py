@@ -8,6 +8,7 @@ and go with QMP `blockdev-add`/`device_add` on a qemu-xhci bus, as on a real USB
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -119,16 +120,18 @@ class VM:
 
     def cmdline(self) -> str:
         """The image's own command line plus the test's switches."""
-        return " ".join([
-            self.image.cmdline,
-            "console=ttyS0,115200",
-            # Test switches: journal and station events out through virtio ports.
-            "kiosk.testlog",
-            # Nothing can be downloaded here, and nothing waits for a network that is not there.
-            "systemd.mask=clamav-freshclam.service",
-            "systemd.mask=systemd-networkd-wait-online.service",
-            self.extra_cmdline,
-        ]).strip()
+        return " ".join(
+            [
+                self.image.cmdline,
+                "console=ttyS0,115200",
+                # Test switches: journal and station events out through virtio ports.
+                "kiosk.testlog",
+                # Nothing can be downloaded here, and nothing waits for a network that is not there.
+                "systemd.mask=clamav-freshclam.service",
+                "systemd.mask=systemd-networkd-wait-online.service",
+                self.extra_cmdline,
+            ]
+        ).strip()
 
     def argv(self) -> list[str]:
         """The QEMU command line."""
@@ -136,30 +139,54 @@ class VM:
         w = self.workdir
         return [
             "qemu-system-x86_64",
-            "-machine", "q35",
-            "-accel", "tcg,thread=multi",
-            "-cpu", "max",
-            "-smp", "2",
-            "-m", str(self.memory_mib),
-            "-kernel", str(self.image.kernel),
-            "-initrd", str(self.image.initrd),
-            "-append", self.cmdline(),
-            "-drive", f"if=none,id=root,file={self.image.root},format=raw,readonly=on",
-            "-device", "virtio-blk-pci,drive=root",
-            "-drive", f"if=none,id=data,file={self.data_image},format=raw",
-            "-device", "virtio-blk-pci,drive=data",
-            "-device", "qemu-xhci,id=xhci",
-            "-netdev", f"user,id=net0,restrict=on,guestfwd=tcp:{GUEST_SERVER}:{GUEST_PORT}-cmd:{relay}",
-            "-device", "virtio-net-pci,netdev=net0",
-            "-device", "virtio-serial-pci,id=vser",
-            "-chardev", f"file,id=journal,path={w / 'journal.jsonl'}",
-            "-device", "virtserialport,chardev=journal,name=org.kiosk.journal",
-            "-chardev", f"file,id=events,path={w / 'events.log'}",
-            "-device", "virtserialport,chardev=events,name=org.kiosk.events",
-            "-serial", f"file:{w / 'console.log'}",
-            "-vga", "std",
-            "-display", "none",
-            "-qmp", f"unix:{w / 'qmp.sock'},server=on,wait=off",
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            str(self.memory_mib),
+            "-kernel",
+            str(self.image.kernel),
+            "-initrd",
+            str(self.image.initrd),
+            "-append",
+            self.cmdline(),
+            "-drive",
+            f"if=none,id=root,file={self.image.root},format=raw,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=root",
+            "-drive",
+            f"if=none,id=data,file={self.data_image},format=raw",
+            "-device",
+            "virtio-blk-pci,drive=data",
+            "-device",
+            "qemu-xhci,id=xhci",
+            "-netdev",
+            f"user,id=net0,restrict=on,guestfwd=tcp:{GUEST_SERVER}:{GUEST_PORT}-cmd:{relay}",
+            "-device",
+            "virtio-net-pci,netdev=net0",
+            "-device",
+            "virtio-serial-pci,id=vser",
+            "-chardev",
+            f"file,id=journal,path={w / 'journal.jsonl'}",
+            "-device",
+            "virtserialport,chardev=journal,name=org.kiosk.journal",
+            "-chardev",
+            f"file,id=events,path={w / 'events.log'}",
+            "-device",
+            "virtserialport,chardev=events,name=org.kiosk.events",
+            "-serial",
+            f"file:{w / 'console.log'}",
+            "-vga",
+            "std",
+            "-display",
+            "none",
+            "-qmp",
+            f"unix:{w / 'qmp.sock'},server=on,wait=off",
         ]
 
     def start(self) -> None:
@@ -179,10 +206,8 @@ class VM:
     def stop(self) -> None:
         """Stop QEMU (quit, then kill) and every relay it started."""
         if self.qmp is not None and not self.qmp.closed:
-            try:
+            with contextlib.suppress(Exception):
                 self.qmp.command("quit", timeout=5)
-            except Exception:  # noqa: BLE001 - QEMU may already be gone
-                pass
             self.qmp.close()
         if self.process is not None:
             try:
@@ -191,10 +216,8 @@ class VM:
                 self.process.kill()
                 self.process.wait(10)
             # Relays of held connections are in QEMU's session.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def monitor(self) -> QMP:
         """The QMP monitor (the VM must be started)."""
@@ -207,10 +230,8 @@ class VM:
         """Read what the guest wrote since the last poll."""
         self.console.poll()
         for _, line in self.journal_tail.poll():
-            try:
+            with contextlib.suppress(ValueError):
                 self.journal.append(json.loads(line))
-            except ValueError:
-                pass
         for host_time, line in self.events_tail.poll():
             stamp, _, body = line.partition(" ")
             try:
@@ -231,7 +252,9 @@ class VM:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"QEMU exited ({self.process.returncode}) waiting for {what}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"timeout ({timeout} s) waiting for {what}\n{self.diagnostics()}")
+                raise AssertionError(
+                    f"timeout ({timeout} s) waiting for {what}\n{self.diagnostics()}"
+                )
             time.sleep(0.2)
 
     def journal_lines(self, identifier: str | None = None, unit: str | None = None) -> list[str]:
@@ -270,16 +293,24 @@ class VM:
     def plug_stick(self, ident: str, image: Path, serial: str, readonly: bool = False) -> float:
         """Hot-plug a USB stick backed by *image*; return the host time of device_add."""
         qmp = self.monitor()
-        qmp.command(
+        qmp.execute(
             "blockdev-add",
-            driver="raw",
-            **{"node-name": f"{ident}-node", "read-only": readonly},
-            file={"driver": "file", "filename": str(image), "read-only": readonly},
+            {
+                "driver": "raw",
+                "node-name": f"{ident}-node",
+                "read-only": readonly,
+                "file": {"driver": "file", "filename": str(image), "read-only": readonly},
+            },
         )
         at = time.monotonic()
         qmp.command(
-            "device_add", driver="usb-storage", id=ident, drive=f"{ident}-node",
-            bus="xhci.0", serial=serial, removable=True,
+            "device_add",
+            driver="usb-storage",
+            id=ident,
+            drive=f"{ident}-node",
+            bus="xhci.0",
+            serial=serial,
+            removable=True,
         )
         return at
 
@@ -289,7 +320,7 @@ class VM:
         at = time.monotonic()
         qmp.command("device_del", id=ident)
         qmp.wait_event("DEVICE_DELETED", timeout=timeout, since=at, device=ident)
-        qmp.command("blockdev-del", **{"node-name": f"{ident}-node"})
+        qmp.execute("blockdev-del", {"node-name": f"{ident}-node"})
         return at
 
     def plug_keyboard(self, ident: str) -> None:
@@ -306,10 +337,14 @@ class VM:
     def send_keys(self, keys: list[str], device: str | None = None) -> None:
         """Press and release each QKeyCode in *keys* (together, as a chord), on *device* or on
         the machine's own PS/2 keyboard."""
-        down = [{"type": "key", "data": {"down": True, "key": {"type": "qcode", "data": k}}}
-                for k in keys]
-        up = [{"type": "key", "data": {"down": False, "key": {"type": "qcode", "data": k}}}
-              for k in reversed(keys)]
+        down = [
+            {"type": "key", "data": {"down": True, "key": {"type": "qcode", "data": k}}}
+            for k in keys
+        ]
+        up = [
+            {"type": "key", "data": {"down": False, "key": {"type": "qcode", "data": k}}}
+            for k in reversed(keys)
+        ]
         qmp = self.monitor()
         args: dict[str, Any] = {"events": down}
         if device:
@@ -343,13 +378,13 @@ def parse_ppm(data: bytes) -> tuple[int, int, bytes]:
     fields: list[bytes] = []
     offset = 0
     while len(fields) < 4:
-        while data[offset:offset + 1].isspace():
+        while data[offset : offset + 1].isspace():
             offset += 1
-        if data[offset:offset + 1] == b"#":
+        if data[offset : offset + 1] == b"#":
             offset = data.index(b"\n", offset) + 1
             continue
         end = offset
-        while not data[end:end + 1].isspace():
+        while not data[end : end + 1].isspace():
             end += 1
         fields.append(data[offset:end])
         offset = end
@@ -357,7 +392,7 @@ def parse_ppm(data: bytes) -> tuple[int, int, bytes]:
         raise ValueError("not a P6 PPM with maxval 255")
     width, height = int(fields[1]), int(fields[2])
     offset += 1
-    return width, height, data[offset:offset + width * height * 3]
+    return width, height, data[offset : offset + width * height * 3]
 
 
 def colour_share(pixels: tuple[int, int, bytes], rgb: tuple[int, int, int], tol: int = 40) -> float:
@@ -377,8 +412,21 @@ def make_data_image(path: Path, data_uuid: str, tree: Path, size_mib: int = 256)
     """The data partition of the test VM, from a tree (config, token, signatures)."""
     path.unlink(missing_ok=True)
     subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-L", "kiosk-data", "-U", data_uuid, "-d", str(tree),
-         "-E", "root_owner=0:0", str(path), f"{size_mib}M"],
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "kiosk-data",
+            "-U",
+            data_uuid,
+            "-d",
+            str(tree),
+            "-E",
+            "root_owner=0:0",
+            str(path),
+            f"{size_mib}M",
+        ],
         check=True,
     )
 

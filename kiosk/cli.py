@@ -19,6 +19,7 @@ PARTS = (
     "kiosk.scan.command",
     "kiosk.config_command",
     "kiosk.server.command",
+    "kiosk.delivery.command",
     "kiosk.station.command",
     "kiosk.tui.command",
     "kiosk.demo",

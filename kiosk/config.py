@@ -125,7 +125,7 @@ class ShipperConfig:
     ca_file: str = _doc("", "CA bundle to trust for the server; empty: the system's.")
     heartbeat_interval: float = _doc(60.0, "Seconds between heartbeats.")
     backoff_max: float = _doc(300.0, "Longest wait between two delivery attempts, in seconds.")
-    outbox_file: str = _doc("", "The station's outbox database; empty: <data_dir>/outbox.sqlite.")
+    outbox_file: str = _doc("", "The station's outbox database; empty: <data_dir>/outbox.db.")
     health_file: str = _doc(
         "", "JSON health the station writes for heartbeats; empty: <data_dir>/health.json."
     )

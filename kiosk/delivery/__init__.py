@@ -1,0 +1,1 @@
+"""Delivery: the kiosk's shipper drains the outbox to the central server (`kiosk ship`)."""

@@ -1,0 +1,103 @@
+"""`kiosk ship`: the shipper process (systemd unit kiosk-shipper.service)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from kiosk import __version__
+from kiosk.config import Config, load_config
+from kiosk.delivery.client import ServerClient
+from kiosk.delivery.health import read_health, software_version
+from kiosk.delivery.shipper import Shipper
+from kiosk.errors import DeliveryError
+
+log = logging.getLogger("kiosk.ship")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `ship` subcommand."""
+    parser = sub.add_parser("ship", help="deliver reports and heartbeats to the central server")
+    parser.add_argument("--config", help="configuration file (default /etc/kiosk/kiosk.toml)")
+    parser.set_defaults(func=run)
+
+
+def paths(config: Config) -> tuple[Path, Path]:
+    """Return the outbox and health file paths (defaults under the station's data_dir)."""
+    data = Path(config.station.data_dir)
+    outbox = (
+        Path(config.shipper.outbox_file) if config.shipper.outbox_file else data / "outbox.db"
+    )
+    health = (
+        Path(config.shipper.health_file) if config.shipper.health_file else data / "health.json"
+    )
+    return outbox, health
+
+
+def read_token(path: Path) -> str:
+    """Read the station token (one line)."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise DeliveryError(f"{path}: cannot read the station token: {exc.strerror}") from exc
+    if not token:
+        raise DeliveryError(f"{path}: the station token file is empty")
+    return token
+
+
+def wait_for_token(path: Path, stop: threading.Event, every: float) -> str | None:
+    """Return the token, waiting for the file to be installed (None if stopped first)."""
+    while not stop.is_set():
+        try:
+            return read_token(path)
+        except DeliveryError as exc:
+            log.error("%s; waiting", exc)
+            stop.wait(every)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Deliver until SIGTERM or SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    ship = config.shipper
+    if not ship.server_url:
+        log.info("no server_url configured: reports stay on this kiosk")
+        return 0
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    token = wait_for_token(Path(ship.token_file), stop, ship.backoff_max)
+    if token is None:
+        return 0
+    from kiosk.station.outbox import Outbox  # sqlite3 only: no pyudev, no clamd
+
+    outbox_path, health_path = paths(config)
+    outbox = Outbox(outbox_path)
+    client = ServerClient(ship.server_url, token, ca_file=ship.ca_file, timeout=ship.timeout)
+    shipper = Shipper(
+        outbox,
+        client,
+        config.station.id,
+        health=lambda: read_health(health_path, ship.health_max_age),
+        software_version=software_version(health_path) or __version__,
+        heartbeat_interval=ship.heartbeat_interval,
+        backoff_max=ship.backoff_max,
+        poll_interval=ship.poll_interval,
+    )
+    log.info("delivering %s to %s as %s", outbox_path, ship.server_url, config.station.id)
+    try:
+        shipper.run(stop)
+    finally:
+        client.close()
+        outbox.close()
+    log.info("stopped after delivering %d reports", shipper.delivered)
+    return 0

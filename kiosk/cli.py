@@ -1,7 +1,9 @@
-"""The one command line: `kiosk scan|station|ui|demo|server|config`.
+"""The one command line: `kiosk scan|station|ui|demo|server|ship|config`.
 
-Each part registers its own subcommand; parts are imported lazily so that `kiosk scan` never
-loads the web server and the UI never loads pyudev or pyclamd.
+Each part registers its own subcommands from a small `command` module that imports its heavy
+dependencies only when run, so `kiosk scan` never loads the web server and the UI never loads
+pyudev or pyclamd. A part whose third-party packages are not installed (a kiosk image has no
+FastAPI; a server has no Textual) still shows its commands, which then say what is missing.
 """
 
 from __future__ import annotations
@@ -14,25 +16,45 @@ from collections.abc import Sequence
 from kiosk import __version__
 from kiosk.errors import KioskError
 
-# module -> it defines register(subparsers) and the handler it sets with set_defaults(func=...)
-PARTS = (
-    "kiosk.scan.command",
-    "kiosk.config_command",
-    "kiosk.server.command",
-    "kiosk.delivery.command",
-    "kiosk.station.command",
-    "kiosk.tui.command",
-    "kiosk.demo",
+# (module defining register(subparsers), the commands it registers)
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("kiosk.scan.command", ("scan",)),
+    ("kiosk.config_command", ("config",)),
+    ("kiosk.server.command", ("server",)),
+    ("kiosk.delivery.command", ("ship",)),
+    ("kiosk.station.command", ("station",)),
+    ("kiosk.tui.command", ("ui",)),
+    ("kiosk.demo", ("demo",)),
 )
 
 
+def _missing(commands: tuple[str, ...], sub: argparse._SubParsersAction, package: str) -> None:  # type: ignore[type-arg]
+    def run(_args: argparse.Namespace) -> int:
+        raise KioskError(
+            f"this command needs the Python package '{package}', not installed here",
+            hint="install station-blanche with the extra it belongs to, e.g. [server]",
+        )
+
+    for name in commands:
+        parser = sub.add_parser(name, help=f"(unavailable: needs {package})", add_help=False)
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+        parser.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every part's subcommand."""
+    """Build the argument parser with every part's subcommands."""
     parser = argparse.ArgumentParser(prog="kiosk", description="Station Blanche, USB kiosk.")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in PARTS:
-        importlib.import_module(name).register(sub)
+    for module, commands in PARTS:
+        try:
+            part = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not exc.name or exc.name.split(".")[0] == "kiosk":
+                raise  # our own module missing is a bug, not an optional extra
+            _missing(commands, sub, exc.name)
+            continue
+        part.register(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `./run bench [scan|station|server] [options]` (figures are printed, never asserted)."""

@@ -1,0 +1,199 @@
+"""The scanning core against `clamdscan --multiscan --fdpass`, same tree, same clamd, same run.
+
+Builds (once, cached under bench/out/) a ~600 MB corpus of ~3,000 mixed files and a synthetic
+large signature set (1,000,000 .hdb and 50,000 .ndb random signatures, so the engine works like it
+does with a real database), starts one clamd with `DisableCache yes` (clamd otherwise remembers
+clean content by hash and every rescan is nearly free), then alternates `kiosk scan --json` and
+`clamdscan --multiscan --fdpass` on the corpus and on 20,000 files of 100 bytes. Prints wall
+times, their ratio, MB/s, files/s and the kiosk's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+from tests.support.clamd import EICAR, TESTFILES, start_clamd
+
+OUT = Path(__file__).resolve().parent / "out"
+MB = 1024 * 1024
+WORDS = (
+    "le la les un une des école élève classe cours leçon devoir cahier stylo livre page "
+    "mathématiques français histoire géographie sciences musique sport récréation cantine "
+    "professeur directeur parents réunion sortie photo voyage projet exposé résumé note"
+).split()
+
+
+def _size(rng: random.Random) -> int:
+    # 90% small (1 KB-100 KB), 10% large (100 KB-8 MB), log-uniform: ~600 MB for 3,000 files.
+    low, high = (1024, 100 * 1024) if rng.random() < 0.9 else (100 * 1024, 8 * MB)
+    return int(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def _text(rng: random.Random, size: int) -> bytes:
+    block = " ".join(rng.choices(WORDS, k=2000)).encode() + b"\n"
+    return (block * (size // len(block) + 1))[:size]
+
+
+def build_corpus(root: Path, files: int = 3000, seed: int = 1) -> None:
+    """A mixed corpus: text, binary, zip, PDF-like, JPEG-like, test files and a few EICAR."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True)
+    testfiles = sorted(TESTFILES.iterdir())
+    for i in range(files):
+        folder = root / f"classe{i % 30:02d}" / f"theme{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        kind = i % 10
+        size = _size(rng)
+        if i % 500 == 0:
+            (folder / f"piece{i}.txt").write_bytes(EICAR)
+        elif i % 97 == 0:
+            src = testfiles[i % len(testfiles)]
+            shutil.copy(src, folder / src.name)
+        elif kind in (0, 1, 2, 3):
+            (folder / f"cours{i}.txt").write_bytes(_text(rng, size))
+        elif kind in (4, 5):
+            (folder / f"donnees{i}.bin").write_bytes(rng.randbytes(size))
+        elif kind == 6:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+                for j in range(5):
+                    z.writestr(f"doc{j}.txt", _text(rng, max(1, size // 5)))
+            (folder / f"archive{i}.zip").write_bytes(buf.getvalue())
+        elif kind == 7:
+            body = b"%PDF-1.4\n" + rng.randbytes(size) + b"\n%%EOF\n"
+            (folder / f"document{i}.pdf").write_bytes(body)
+        else:
+            body = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + rng.randbytes(size)
+            (folder / f"photo{i}.jpg").write_bytes(body)
+
+
+def build_small(root: Path, files: int = 20_000) -> None:
+    """20,000 files of 100 bytes in 20 folders."""
+    for d in range(20):
+        folder = root / f"dossier{d:02d}"
+        folder.mkdir(parents=True)
+        for i in range(files // 20):
+            (folder / f"note{i:04d}.txt").write_bytes(f"{d}-{i}".encode().ljust(100, b"."))
+
+
+def build_signatures(seed: int = 2) -> dict[str, list[str]]:
+    """1,000,000 random .hdb (md5:size:name) and 50,000 random .ndb body signatures."""
+    rng = random.Random(seed)
+    hdb = [
+        f"{rng.randbytes(16).hex()}:{rng.randint(100, 10_000_000)}:Bench.Hash-{i}"
+        for i in range(1_000_000)
+    ]
+    ndb = [f"Bench.Body-{i}:0:*:{rng.randbytes(rng.randint(12, 24)).hex()}" for i in range(50_000)]
+    return {"bench.hdb": hdb, "bench.ndb": ndb}
+
+
+def _tree_stats(root: Path) -> tuple[int, int]:
+    files = size = 0
+    for _dir, _subdirs, names in os.walk(root):
+        for name in names:
+            files += 1
+            size += os.lstat(os.path.join(_dir, name)).st_size
+    return files, size
+
+
+def run_kiosk(root: Path, sock: Path) -> tuple[float, int, dict[str, object]]:
+    """Run `kiosk scan --json`; return wall seconds, peak RSS bytes and the report."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "scan", str(root), "--json", "--clamd-socket", str(sock)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _pid, _status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    return wall, usage.ru_maxrss * 1024, json.loads(out)
+
+
+def run_clamdscan(root: Path, conf: Path) -> tuple[float, int]:
+    """Run `clamdscan --multiscan --fdpass`; return wall seconds and how many files it flagged."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        ["clamdscan", f"--config-file={conf}", "--multiscan", "--fdpass", "--no-summary",
+         "--infected", str(root)],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - start
+    return wall, sum(1 for line in out.stdout.splitlines() if line.endswith(" FOUND"))
+
+
+def compare(label: str, root: Path, sock: Path, conf: Path, rounds: int) -> dict[str, float]:
+    """Alternate both scanners on *root*; print and return medians."""
+    files, size = _tree_stats(root)
+    kiosk_walls, clam_walls, peaks = [], [], []
+    report: dict[str, object] = {}
+    flagged = 0
+    for _ in range(rounds):
+        wall, peak, report = run_kiosk(root, sock)
+        kiosk_walls.append(wall)
+        peaks.append(peak)
+        wall, flagged = run_clamdscan(root, conf)
+        clam_walls.append(wall)
+    k, c = statistics.median(kiosk_walls), statistics.median(clam_walls)
+    print(f"-- {label}: {files} files, {size / MB:.0f} MB, {rounds} rounds (medians)")
+    print(f"   {'':24}{'wall s':>9}{'MB/s':>9}{'files/s':>10}")
+    print(f"   {'kiosk scan --json':24}{k:9.2f}{size / MB / k:9.1f}{files / k:10.0f}")
+    print(f"   {'clamdscan multiscan':24}{c:9.2f}{size / MB / c:9.1f}{files / c:10.0f}")
+    print(f"   ratio kiosk/clamdscan: {k / c:.2f}   kiosk peak RSS: {max(peaks) / MB:.0f} MB")
+    findings = len(report.get("findings", []))  # type: ignore[arg-type]
+    print(f"   verdict {report.get('verdict')}, kiosk findings {findings}, clamdscan flagged {flagged}")
+    return {"kiosk": k, "clamdscan": c, "ratio": k / c, "peak_mb": max(peaks) / MB}
+
+
+def main(argv: list[str]) -> int:
+    """Build what is missing, start clamd, compare, print."""
+    parser = argparse.ArgumentParser(prog="bench scan")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--files", type=int, default=3000)
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    corpus, small = OUT / f"corpus-{args.files}", OUT / "small-20000"
+    t = time.perf_counter()
+    if not corpus.exists():
+        build_corpus(corpus.with_suffix(".tmp"), args.files)
+        corpus.with_suffix(".tmp").rename(corpus)
+    if not small.exists():
+        build_small(small.with_suffix(".tmp"))
+        small.with_suffix(".tmp").rename(small)
+    print(f"corpora ready in {time.perf_counter() - t:.0f} s")
+    t = time.perf_counter()
+    clamd_dir = OUT / "clamd"
+    shutil.rmtree(clamd_dir, ignore_errors=True)
+    server = start_clamd(
+        clamd_dir,
+        {"DisableCache": "yes", "MaxThreads": "12", "MaxQueue": "200", "LogFile": "/dev/null"},
+        signatures=build_signatures(),
+    )
+    sigs = hashlib.sha256((clamd_dir / "db" / "bench.hdb").read_bytes()).hexdigest()[:12]
+    print(f"clamd with 1,050,002 signatures (set {sigs}) up in {time.perf_counter() - t:.0f} s")
+    conf = clamd_dir / "clamdscan.conf"
+    conf.write_text(f"LocalSocket {server.socket}\n")
+    try:
+        compare("corpus", corpus, server.socket, conf, args.rounds)
+        compare("20,000 files of 100 bytes", small, server.socket, conf, args.rounds)
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

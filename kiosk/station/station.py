@@ -303,9 +303,13 @@ class Station:
             )
         finally:
             watcher.cancel()
-        if session.removed.is_set() and report.verdict not in (
-            TreeVerdict.INFECTED, TreeVerdict.SUSPICIOUS,
+        unfinished = report.verdict in (TreeVerdict.INCOMPLETE, TreeVerdict.ERROR)
+        if unfinished and not session.removed.is_set() and not await asyncio.to_thread(
+            self._present, session
         ):
+            # Reads fail at once on a vanished medium: the scan may end before the watcher looks.
+            session.removed.set()
+        if unfinished and session.removed.is_set():
             report = dataclasses.replace(
                 report, verdict=TreeVerdict.INCOMPLETE, reason=Reason.DEVICE_REMOVED
             )

@@ -47,11 +47,10 @@ def make_image(path: Path, fs: str, tree: Path | None = None, size_mb: int = 32)
 
 
 class Loops:
-    """Loop and device-mapper devices made by one test, all freed at the end."""
+    """Loop devices made by one test, all freed at the end."""
 
     def __init__(self) -> None:
         self.loops: list[str] = []
-        self.maps: list[str] = []
 
     def attach(self, image: Path) -> str:
         """Attach *image* read-write to a free loop device."""
@@ -59,35 +58,18 @@ class Loops:
         self.loops.append(node)
         return node
 
-    def linear(self, node: str, name: str) -> str:
-        """Put a device-mapper linear map over *node*; return /dev/mapper/NAME."""
-        sectors = int(sh("blockdev", "--getsz", node))
-        sh("dmsetup", "create", name, "--table", f"0 {sectors} linear {node} 0")
-        self.maps.append(name)
-        sh("udevadm", "settle", "-t", "5", check=False)
-        path = f"/dev/mapper/{name}"
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not os.path.exists(path):
-            # No udev to make the node: make it ourselves from dmsetup's numbers.
-            major, minor = sh("dmsetup", "info", "-c", "--noheadings", "-o", "major,minor",
-                              name).strip().split(":")
-            os.mknod(path, 0o600 | 0o060000, os.makedev(int(major), int(minor)))
-        return path
+    def pull(self, node: str, image: Path) -> None:
+        """Take the medium away under a mounted loop device, as when a stick is pulled.
 
-    def fail(self, name: str) -> None:
-        """Swap a map to the `error` target: every read now fails, as on a pulled stick."""
-        sectors = sh("dmsetup", "table", name).split()[1]
-        sh("dmsetup", "suspend", "--noflush", "--nolockfs", name)
-        sh("dmsetup", "load", name, "--table", f"0 {sectors} error")
-        sh("dmsetup", "resume", name)
+        A mounted loop device cannot be detached (the kernel defers it), and this kernel has no
+        device-mapper; so the backing file is emptied and the loop's capacity re-read: the device
+        now has size 0 in sysfs and every read of it fails, with no udev event at all.
+        """
+        os.truncate(image, 0)
+        sh("losetup", "--set-capacity", node)
 
     def close(self) -> None:
-        """Remove every map and loop device made here."""
-        for name in reversed(self.maps):
-            sh("dmsetup", "remove", "--force", name, check=False)
-            Path(f"/dev/mapper/{name}").unlink(missing_ok=True)
+        """Detach every loop device made here."""
         for node in reversed(self.loops):
             sh("losetup", "--detach", node, check=False)
 

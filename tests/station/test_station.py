@@ -1,0 +1,313 @@
+"""The station end to end: real loop devices, a real clamd, the event socket as a screen sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk.config import Config
+from kiosk.models import Report
+from kiosk.protocol import Command, command
+from kiosk.station.outbox import Outbox
+from kiosk.station.source import block_volume
+from tests.station.conftest import Live, live_station, make_config, needs_root
+from tests.station.helpers import Loops, make_image, mounts_under, sh
+from tests.support.clamd import EICAR, start_clamd
+
+pytestmark = [needs_root, pytest.mark.root, pytest.mark.slow]
+
+
+def verdict_of(live: Live, start: int = 0) -> Any:
+    return live.screen.wait_for(lambda m: m.get("type") == "verdict", timeout=120, start=start)
+
+
+def stick_tree(root: Path, *, infected: bool = True) -> Path:
+    (root / "Cours").mkdir(parents=True)
+    for i in range(20):
+        (root / "Cours" / f"leçon {i}.txt").write_text(f"contenu {i}\n" * 50)
+    if infected:
+        (root / "Cours" / "virus.com").write_bytes(EICAR)
+        (root / "caché").mkdir()
+        (root / "caché" / "encore.txt").write_bytes(b"prefix " + EICAR)
+    return root
+
+
+def files_on(image: Path, tmp: Path) -> set[str]:
+    """List the files of an ext4 image, mounted read-only on a fresh loop device."""
+    target = tmp / "check"
+    target.mkdir(exist_ok=True)
+    sh("mount", "-o", "ro,loop,noload", image, target)
+    try:
+        return {str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()}
+    finally:
+        sh("umount", target)
+
+
+class OrderedOutbox(Outbox):
+    """The real outbox, noting when each commit finished (to check it precedes the verdict)."""
+
+    def __init__(self, path: Path, log: list[tuple[str, str]]) -> None:
+        super().__init__(path)
+        self.log = log
+
+    def commit(self, report: Report) -> None:
+        super().commit(report)
+        self.log.append(("committed", report.report_id))
+
+
+async def test_infected_stick_then_delete_flow(
+    station_config: Config, loops: Loops, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "s.img", "ext4", stick_tree(tmp_path / "t"), size_mb=16)
+    node = loops.attach(image)
+    order: list[tuple[str, str]] = []
+    outbox = OrderedOutbox(Path(station_config.station.data_dir) / "outbox.db", order)
+    async with live_station(station_config, outbox) as live:
+        publish = live.station.hub.publish
+
+        def noting(line: bytes, **kw: Any) -> None:
+            if b'"type":"verdict"' in line:
+                order.append(("verdict", line.decode()))
+            publish(line, **kw)
+
+        live.station.hub.publish = noting  # type: ignore[method-assign]
+        live.source.plug(block_volume(node))
+        verdict = await verdict_of(live)
+        assert verdict["verdict"] == "infected"
+        assert verdict["delete"] == "offer"
+        assert {f["path"] for f in verdict["findings"] if f["verdict"] == "infected"} == {
+            "Cours/virus.com", "caché/encore.txt",
+        }
+        first_id = verdict["report_id"]
+        # The report was durable before any screen could see the verdict.
+        assert order.index(("committed", first_id)) < next(
+            i for i, (kind, text) in enumerate(order) if kind == "verdict" and first_id in text
+        )
+        states = [m["state"] for m in live.screen.of("session")]
+        assert states[:4] == ["detected", "mounting", "preflight", "scanning"]
+        assert states[-1] == "verdict"
+        assert mounts_under(Path(station_config.station.mount_dir)) == []  # unmounted already
+
+        start = len(live.screen.lines)
+        await live.screen.send(command(Command.DELETE_INFECTED, session_id=verdict["session_id"]))
+        ack = await live.screen.wait_for(lambda m: m.get("type") == "ack", start=start)
+        assert ack["ok"] is True
+        after = await verdict_of(live, start)
+        assert after["verdict"] == "clean"
+        (action,) = after["actions"]
+        assert action["kind"] == "delete_infected" and action["ok"] is True
+        assert sorted(action["files"]) == ["Cours/virus.com", "caché/encore.txt"]
+        assert action["rescan_verdict"] == "clean"
+        assert after["delete"] == "never"
+        # A second request is refused: one deletion per session.
+        start = len(live.screen.lines)
+        await live.screen.send(command(Command.DELETE_INFECTED, session_id=verdict["session_id"]))
+        refused = await live.screen.wait_for(lambda m: m.get("type") == "ack", start=start)
+        assert refused["error"] == "not_allowed"
+
+        live.source.unplug(block_volume(node))
+        await live.screen.wait_for(lambda m: m.get("type") == "removed")
+        pending = {r.report_id: r for r in live.station.outbox.pending()}
+        assert pending[first_id].verdict == "infected"
+        assert pending[after["report_id"]].extra == {"rescan_of": first_id}
+        assert pending[after["report_id"]].device is not None
+        assert mounts_under(Path(station_config.station.mount_dir)) == []
+    left = files_on(image, tmp_path)
+    assert "Cours/virus.com" not in left and "caché/encore.txt" not in left
+    assert {f"Cours/leçon {i}.txt" for i in range(20)} <= left  # only the named files went
+
+
+async def test_delete_always_and_empty_and_unreadable_sticks(
+    station_config: Config, loops: Loops, tmp_path: Path
+) -> None:
+    config = station_config.with_overrides("station", delete_infected="always")
+    bad = loops.attach(make_image(tmp_path / "b.img", "ext4", stick_tree(tmp_path / "t"),
+                                  size_mb=16))
+    empty = loops.attach(make_image(tmp_path / "e.img", "ext4", size_mb=8))
+    blank = loops.attach(make_image(tmp_path / "n.img", "none", size_mb=8))
+    xfs = loops.attach(make_image(tmp_path / "x.img", "xfs", size_mb=320))
+    async with live_station(config) as live:
+        live.source.plug(block_volume(bad))
+        first = await verdict_of(live)
+        assert first["verdict"] == "infected" and first["delete"] == "always"
+        after = await live.screen.wait_for(
+            lambda m: m.get("type") == "verdict" and m["report_id"] != first["report_id"],
+            timeout=120,
+        )
+        assert after["verdict"] == "clean" and after["actions"][0]["rescan_verdict"] == "clean"
+        live.source.unplug(block_volume(bad))
+        # Row 15: an empty stick is clean with 0 files; no filesystem or xfs: cannot read.
+        for node, verdict, reason, files in [
+            (empty, "clean", None, 0),
+            (blank, "error", "no_filesystem", 0),
+            (xfs, "error", "unsupported_fs", 0),
+        ]:
+            start = len(live.screen.lines)
+            live.source.plug(block_volume(node))
+            got = await verdict_of(live, start)
+            assert (got["verdict"], got["reason"], got["files_total"]) == (verdict, reason, files)
+            live.source.unplug(block_volume(node))
+            await live.screen.wait_for(lambda m: m.get("type") == "removed", start=start)
+        assert mounts_under(Path(config.station.mount_dir)) == []
+
+
+async def test_stick_pulled_mid_scan_then_next_stick(
+    station_config: Config, loops: Loops, tmp_path: Path
+) -> None:
+    """Row 17: the medium goes away under the scan; no udev event: the station notices alone."""
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(3000):
+        (tree / f"f{i:05d}.bin").write_bytes(os.urandom(16384))
+    big_image = make_image(tmp_path / "big.img", "ext4", tree, size_mb=160)
+    big = loops.attach(big_image)
+    good = loops.attach(make_image(tmp_path / "g.img", "ext4", stick_tree(tmp_path / "t",
+                                                                          infected=False),
+                                   size_mb=16))
+    async with live_station(station_config) as live:
+        volume = live.source.plug(block_volume(big))
+        progress = await live.screen.wait_for(
+            lambda m: m.get("type") == "progress" and 0 < m["files_done"], timeout=120
+        )
+        assert progress["files_total"] == 3000
+        loops.pull(big, big_image)
+        verdict = await verdict_of(live)
+        assert verdict["verdict"] == "incomplete"
+        assert verdict["reason"] == "device_removed"
+        assert verdict["files_total"] == 3000
+        assert verdict["counts"].get("clean", 0) < 3000
+        await live.screen.wait_for(lambda m: m.get("type") == "removed")
+        assert mounts_under(Path(station_config.station.mount_dir)) == []
+        live.source.unplug(volume)  # udev's late word on it changes nothing
+        # The next stick works without a restart.
+        start = len(live.screen.lines)
+        live.source.plug(block_volume(good))
+        again = await verdict_of(live, start)
+        assert again["verdict"] == "clean" and again["files_total"] == 20
+        stored = {r.report_id: r for r in live.station.outbox.pending()}
+        assert stored[verdict["report_id"]].reason == "device_removed"
+
+
+async def test_clamd_missing_at_start_then_recovers(tmp_path: Path, loops: Loops) -> None:
+    """Row 21: out of service while clamd is missing, never a clean verdict, back when it is up."""
+    root = tmp_path / "clamd"
+    config = make_config(tmp_path, root / "clamd.sock")
+    node = loops.attach(make_image(tmp_path / "g.img", "ext4",
+                                   stick_tree(tmp_path / "t", infected=False), size_mb=16))
+    async with live_station(config) as live:
+        health = await live.screen.wait_for(
+            lambda m: m.get("type") == "health" and m["selftest_ok"] is False
+        )
+        assert health["ok"] is False and "engine_down" in health["problems"]
+        live.source.plug(block_volume(node))
+        refused = await verdict_of(live)
+        assert refused["verdict"] == "error" and refused["reason"] == "engine_down"
+        live.source.unplug(block_volume(node))
+        await live.screen.wait_for(lambda m: m.get("type") == "removed")
+        server = await asyncio.to_thread(start_clamd, root)
+        try:
+            start = len(live.screen.lines)
+            healthy = await live.screen.wait_for(
+                lambda m: m.get("type") == "health" and m["ok"] is True, start=start
+            )
+            assert healthy["problems"] == [] and healthy["engine_version"]
+            start = len(live.screen.lines)
+            live.source.plug(block_volume(node))
+            ok = await verdict_of(live, start)
+            assert ok["verdict"] == "clean"
+        finally:
+            server.stop()
+
+
+async def test_outbox_full_refuses_sessions_then_recovers(
+    tmp_path: Path, station_config: Config, loops: Loops
+) -> None:
+    """Row 24: a full outbox disk refuses new sessions (outbox_full); nothing stored is lost."""
+    data = tmp_path / "small"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(data)], check=True)
+    node = loops.attach(make_image(tmp_path / "g.img", "ext4",
+                                   stick_tree(tmp_path / "t", infected=False), size_mb=16))
+    config = station_config.with_overrides("station", data_dir=str(data))
+    try:
+        async with live_station(config) as live:
+            live.source.plug(block_volume(node))
+            kept = await verdict_of(live)
+            assert kept["verdict"] == "clean"
+            live.source.unplug(block_volume(node))
+            await live.screen.wait_for(lambda m: m.get("type") == "removed")
+            fd = os.open(data / "filler", os.O_WRONLY | os.O_CREAT)
+            with pytest.raises(OSError):
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            os.close(fd)
+            refused = None
+            for _ in range(50):  # until SQLite needs a page it cannot have
+                start = len(live.screen.lines)
+                live.source.plug(block_volume(node))
+                got = await verdict_of(live, start)
+                live.source.unplug(block_volume(node))
+                await live.screen.wait_for(lambda m: m.get("type") == "removed", start=start)
+                if got["verdict"] == "error":
+                    refused = got
+                    break
+            assert refused is not None and refused["reason"] == "outbox_full"
+            health = await live.screen.wait_for(
+                lambda m: m.get("type") == "health" and "outbox_full" in m["problems"]
+            )
+            assert health["ok"] is False
+            assert kept["report_id"] in {r.report_id for r in live.station.outbox.pending(1000)}
+            (data / "filler").unlink()
+            start = len(live.screen.lines)
+            live.source.plug(block_volume(node))
+            back = await verdict_of(live, start)
+            assert back["verdict"] == "clean"
+            healthy = await live.screen.wait_for(
+                lambda m: m.get("type") == "health" and m["outbox_backlog"] == 2, start=start
+            )
+            assert "outbox_full" not in healthy["problems"]
+    finally:
+        subprocess.run(["umount", "--lazy", str(data)], check=False)
+
+
+async def test_second_stick_waits_in_the_queue(
+    station_config: Config, loops: Loops, tmp_path: Path
+) -> None:
+    one = loops.attach(make_image(tmp_path / "1.img", "ext4", stick_tree(tmp_path / "a"),
+                                  size_mb=16))
+    two = loops.attach(make_image(tmp_path / "2.img", "ext4", stick_tree(tmp_path / "b",
+                                                                         infected=False),
+                                  size_mb=16))
+    async with live_station(station_config) as live:
+        first = live.source.plug(block_volume(one))
+        second = live.source.plug(block_volume(two))
+        queued = await live.screen.wait_for(lambda m: m.get("type") == "session"
+                                            and m["queued"] == 1)
+        v1 = await verdict_of(live)
+        v2 = await live.screen.wait_for(
+            lambda m: m.get("type") == "verdict" and m["session_id"] != v1["session_id"],
+            timeout=120,
+        )
+        assert queued["session_id"] == v2["session_id"]
+        assert {v1["verdict"], v2["verdict"]} == {"infected", "clean"}
+        # The first stick waits for removal; a screen connecting now catches up on both.
+        from tests.station.helpers import Screen
+
+        late = await Screen().connect(Path(station_config.station.event_socket))
+        await late.wait_for(lambda m: m.get("type") == "verdict"
+                            and m["session_id"] == v2["session_id"])
+        assert [m["type"] for m in late.lines[:2]] == ["hello", "health"]
+        assert {m["session_id"] for m in late.of("verdict")} == {
+            v1["session_id"], v2["session_id"]
+        }
+        await late.close()
+        live.source.unplug(first)
+        live.source.unplug(second)
+        await live.screen.wait_for(
+            lambda m: m.get("type") == "removed" and m["session_id"] == v2["session_id"]
+        )

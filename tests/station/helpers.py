@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -172,7 +172,7 @@ async def test_stick_pulled_mid_scan_then_next_stick(
     async with live_station(station_config) as live:
         volume = live.source.plug(block_volume(big))
         progress = await live.screen.wait_for(
-            lambda m: m.get("type") == "progress" and 0 < m["files_done"], timeout=120
+            lambda m: m.get("type") == "progress" and m["files_done"] > 0, timeout=120
         )
         assert progress["files_total"] == 3000
         loops.pull(big, big_image)

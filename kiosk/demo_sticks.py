@@ -24,8 +24,10 @@ def clean_stick(root: Path, files: int = 1200) -> None:
     _write(root / "Cours de français" / "Évaluation n°2.md", "# Évaluation\n".encode())
     for index in range(files):
         body = f"Élève {index}; note {index % 20}/20; appréciation : très bien\n" * 40
-        _write(root / "Notes" / f"trimestre {index // 100 + 1}" / f"élève_{index:04d}.csv",
-               body.encode())
+        _write(
+            root / "Notes" / f"trimestre {index // 100 + 1}" / f"élève_{index:04d}.csv",
+            body.encode(),
+        )
 
 
 def infected_stick(root: Path) -> None:
@@ -38,8 +40,10 @@ def infected_stick(root: Path) -> None:
 def encrypted_stick(root: Path) -> None:
     """A password-protected zip the antivirus cannot look into: not verifiable."""
     clean_stick(root, files=200)
-    _write(root / "Documents" / "Notes [personnel].zip",
-           encrypted_zip("notes.txt", b"Notes personnelles\n", b"motdepasse"))
+    _write(
+        root / "Documents" / "Notes [personnel].zip",
+        encrypted_zip("notes.txt", b"Notes personnelles\n", b"motdepasse"),
+    )
 
 
 def disguised_stick(root: Path) -> None:
@@ -126,14 +130,46 @@ def encrypted_zip(name: str, data: bytes, password: bytes) -> bytes:
     body = _ZipCrypto(password).encrypt(header + data)
     raw_name = name.encode()
     flags, method, when, day = 0x1, 0, 0, 0x21
-    local = struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 20, flags, method, when, day, crc, len(body), len(data),
-        len(raw_name), 0,
-    ) + raw_name
-    central = struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, when, day, crc, len(body),
-        len(data), len(raw_name), 0, 0, 0, 0, 0, 0,
-    ) + raw_name
+    local = (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            20,
+            flags,
+            method,
+            when,
+            day,
+            crc,
+            len(body),
+            len(data),
+            len(raw_name),
+            0,
+        )
+        + raw_name
+    )
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            flags,
+            method,
+            when,
+            day,
+            crc,
+            len(body),
+            len(data),
+            len(raw_name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        + raw_name
+    )
     offset = len(local) + len(body)
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), offset, 0)
     return local + body + central + end

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TypeAlias
 
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from kiosk.server.db import Database
 from kiosk.server.schemas import STATION_ID_PATTERN
 from kiosk.server.tables import Station, User
 
-Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def register(sub: Sub) -> None:

@@ -225,6 +225,26 @@ def detach_image(node: str) -> None:
     _run(["losetup", "--detach", node], check=False)
 
 
+def clear_stale(base: Path) -> list[str]:
+    """Unmount whatever a killed station left under *base*, deepest first; return the targets."""
+    prefix = f"{base}/"
+    stale = sorted(
+        (m.target for m in mounts() if m.target.startswith(prefix)), key=len, reverse=True
+    )
+    for target in stale:
+        log.warning("unmounting %s left by a previous run", target)
+        unmount(Path(target))
+    if base.is_dir():
+        # Only our own two levels (session, volume): never a walk of whatever base points to.
+        for session_dir in base.iterdir():
+            if session_dir.is_dir() and not session_dir.is_symlink():
+                for volume_dir in session_dir.iterdir():
+                    if volume_dir.is_dir() and not volume_dir.is_symlink():
+                        _rmdir(volume_dir)
+                _rmdir(session_dir)
+    return stale
+
+
 def private_dir(path: Path) -> Path:
     """Create *path* (and parents) owned by root, mode 0700, and return it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -38,7 +38,7 @@ from kiosk.station import health as health_mod
 from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
 from kiosk.station.health import Health, ScanEngine
-from kiosk.station.mount import MountError, StickMount
+from kiosk.station.mount import MountError, StickMount, clear_stale
 from kiosk.station.outbox import Outbox
 from kiosk.station.session import (
     PROGRESS_INTERVAL,
@@ -96,6 +96,7 @@ class Station:
     # -- life ------------------------------------------------------------------------------
     async def run(self) -> None:
         """Recover the outbox, open the socket, then serve sticks until `stop()`."""
+        await asyncio.to_thread(clear_stale, Path(self.settings.mount_dir))
         self.recovered = await asyncio.to_thread(self.outbox.recover)
         for report in self.recovered:
             journal.info(journal_line(Session(stick="", volumes=[]), report, self.settings.id))

@@ -1,0 +1,96 @@
+"""The real udev path: systemd-udevd on the host, a loop device attached, a session end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiosk.config import Config
+from kiosk.station.outbox import Outbox
+from kiosk.station.station import Station
+from kiosk.station.udev import UdevSource
+from tests.station.helpers import Screen, make_image, sh
+from tests.support.clamd import EICAR
+
+UDEVD = Path("/lib/systemd/systemd-udevd")
+NODE = "/dev/loop213"  # a number of our own, so that no other test's loop device is taken
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not UDEVD.exists(), reason="needs root and udevd"),
+]
+
+
+def udev_running() -> bool:
+    return subprocess.run(["udevadm", "control", "--ping", "-t", "2"],
+                          capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def udevd(tmp_path: Path) -> Iterator[None]:
+    """A systemd-udevd of this test (unless one already runs), stopped by its PID afterwards."""
+    if udev_running():
+        yield
+        return
+    log = (tmp_path / "udevd.log").open("wb")
+    proc = subprocess.Popen([str(UDEVD)], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if udev_running():
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"systemd-udevd exited: {(tmp_path / 'udevd.log').read_text()}")
+            subprocess.run(["sleep", "0.1"], check=False)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+async def test_udev_monitor_drives_a_session(
+    udevd: None, station_config: Config, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "devoir.txt").write_text("bonjour\n")
+    (tree / "virus.com").write_bytes(EICAR)
+    image = make_image(tmp_path / "u.img", "ext4", tree, size_mb=16)
+    config = station_config.with_overrides("station", usb_only=False, settle_time=0.5)
+    source = UdevSource(usb_only=False, pattern=NODE)
+    outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
+    station = Station(config, source, outbox=outbox)
+    task = asyncio.create_task(station.run())
+    screen = Screen()
+    try:
+        await asyncio.wait_for(station.ready.wait(), 30)
+        await screen.connect(Path(config.station.event_socket))
+        await asyncio.sleep(0.5)  # the monitor is listening once run() started the source
+        sh("losetup", NODE, image)  # a real kernel uevent, through udevd, to our monitor
+        session = await screen.wait_for(lambda m: m.get("type") == "session", timeout=60)
+        assert session["device"]["fs_type"] == "ext4"
+        assert session["device"]["label"] == "STICK"
+        verdict = await screen.wait_for(lambda m: m.get("type") == "verdict", timeout=120)
+        assert verdict["verdict"] == "infected"
+        assert verdict["findings"][0]["path"] == "virus.com"
+        # The verdict is shown with the stick unmounted: detaching it is the "removal".
+        sh("losetup", "--detach", NODE)
+        removed = await screen.wait_for(lambda m: m.get("type") == "removed", timeout=60)
+        assert removed["session_id"] == verdict["session_id"]
+        (report,) = outbox.pending()
+        assert report.device is not None and report.device.size == 16 << 20
+    finally:
+        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
+        await screen.close()
+        station.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        outbox.close()
+        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from kiosk.models import FileVerdict, Reason, TreeVerdict
 
@@ -32,10 +40,29 @@ def _aware(value: datetime) -> datetime:
 Moment = Annotated[datetime, AfterValidator(_aware)]
 
 
+def _storable(value: Any) -> Any:
+    # Neither PostgreSQL text nor our pages take NUL; refuse it here rather than fail later.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL characters are not accepted")
+    if isinstance(value, list):
+        for item in value:
+            _storable(item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    return value
+
+
 class Strict(BaseModel):
     """Unknown keys are an error: a typo in a client must not be dropped silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _storable(value)
 
 
 class FindingIn(Strict):

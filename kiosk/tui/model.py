@@ -178,8 +178,9 @@ class StationModel:
         elif kind == EventType.HEALTH:
             self.health = Health.from_event(message)
         elif kind == EventType.SESSION:
+            state = str(State(message["state"]))  # parse first: a bad line creates nothing
             session = self._session(message)
-            session.state = str(State(message["state"]))
+            session.state = state
             session.queued = _int(message.get("queued"))
             if session.state == State.DELETING:
                 session.rescanning = True
@@ -188,10 +189,12 @@ class StationModel:
                 self._end(session, now)
         elif kind == EventType.PROGRESS:
             self.progress_events += 1
-            self._session(message).progress = Progress.from_event(message)
+            latest = Progress.from_event(message)
+            self._session(message).progress = latest
         elif kind == EventType.VERDICT:
+            result = Verdict.from_event(message)
             session = self._session(message)
-            session.verdict = Verdict.from_event(message)
+            session.verdict = result
             session.delete_requested = False
             session.confirming_delete = False
             session.rescanning = False

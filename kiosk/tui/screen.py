@@ -141,7 +141,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
     def _buttons(self, spec: Spec) -> None:
         box = self.query_one("#buttons", Horizontal)
         box.remove_children()
-        buttons = [KioskButton(b.label, b.action) for b in spec.buttons]
+        buttons = [KioskButton(b.label, b.action, id=f"button-{b.action}") for b in spec.buttons]
         box.display = bool(buttons)
         if buttons:
             box.mount_all(buttons)

@@ -1,0 +1,234 @@
+"""Pilot tests of the kiosk screen against a recorded station on a real Unix socket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import events
+from textual.widgets import Static
+
+from kiosk.tui.view import Kind
+from tests.tui.conftest import make_app, until
+from tests.tui.fake_station import (
+    FakeStation,
+    finding,
+    health,
+    new_id,
+    progress,
+    removed,
+    session,
+    verdict,
+)
+
+
+def kind_of(app) -> Kind | None:
+    spec = app.screen.spec
+    return spec.kind if spec is not None else None
+
+
+async def test_waiting_scanning_clean_then_back_to_waiting(station: FakeStation):
+    app = make_app(station.path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        assert "Signatures of 2026-11-28" in app.screen.spec.footer
+        sid = new_id()
+        await station.send(session(sid, "detected"))
+        assert await until(pilot, lambda: kind_of(app) == Kind.PREPARING)
+        await station.send(session(sid, "scanning"), progress(sid, 617, 1234, "Photos/été.jpg"))
+        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        spec = app.screen.spec
+        assert spec.big == "50 %"
+        assert spec.current == ("Current file:", "Photos/été.jpg")
+        assert "617 / 1234 files" in spec.lines
+        await station.send(session(sid, "verdict"), verdict(sid, "clean"))
+        assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
+        assert app.screen.spec.footer == "Scan code: N4OC-6TUN"
+        await station.send(session(sid, "ended"), removed(sid))
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+
+
+async def test_delete_offer_confirm_escape_then_delete_and_rescan(station: FakeStation):
+    app = make_app(station.path)
+    sid = new_id()
+    infected = [
+        finding("Jeux/setup_crack.exe", "infected", threat="Eicar-Test-Signature"),
+        finding("Devoirs/rapport.pdf", "suspicious", reason="exec_disguised"),
+    ]
+    async with app.run_test(size=(100, 36)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        await station.send(
+            session(sid, "verdict"),
+            verdict(sid, "infected", "threats_found", infected, delete="offer"),
+        )
+        assert await until(pilot, lambda: kind_of(app) == Kind.THREATS)
+        spec = app.screen.spec
+        assert spec.findings[0] == ("Jeux/setup_crack.exe", "virus: Eicar-Test-Signature")
+        assert spec.findings[1] == ("Devoirs/rapport.pdf", "a program disguised as a document")
+        assert "Mme Martin (IT)" in spec.lead
+        await pilot.click("#button-delete")
+        assert await until(pilot, lambda: kind_of(app) == Kind.CONFIRM_DELETE)
+        # Only the infected file is listed for deletion; Escape backs out.
+        assert [name for name, _ in app.screen.spec.findings] == ["Jeux/setup_crack.exe"]
+        await pilot.press("escape")
+        assert await until(pilot, lambda: kind_of(app) == Kind.THREATS)
+        assert not station.commands
+        await pilot.click("#button-delete")
+        assert await until(pilot, lambda: kind_of(app) == Kind.CONFIRM_DELETE)
+        await pilot.click("#button-confirm_delete")
+        assert await until(pilot, lambda: bool(station.commands))
+        assert station.commands[0]["cmd"] == "delete_infected"
+        assert station.commands[0]["session_id"] == sid
+        assert kind_of(app) == Kind.DELETING
+        await station.send(session(sid, "deleting"), session(sid, "mounting"))
+        await station.send(session(sid, "scanning"), progress(sid, 3, 10))
+        assert await until(pilot, lambda: app.screen.spec.progress == 0.3)
+        assert kind_of(app) == Kind.DELETING
+        action = {
+            "kind": "delete_infected",
+            "at": "2026-11-29T10:00:00.000+00:00",
+            "ok": True,
+            "files": ["Jeux/setup_crack.exe"],
+            "rescan_verdict": "clean",
+            "detail": None,
+        }
+        await station.send(session(sid, "verdict"), verdict(sid, "clean", actions=[action]))
+        assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
+        assert app.screen.spec.lines[0].startswith("The infected files were deleted")
+
+
+async def test_done_sends_dismiss_and_asks_to_remove_the_stick(station: FakeStation):
+    app = make_app(station.path, language="fr")
+    sid = new_id()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await station.send(session(sid, "verdict"), verdict(sid, "clean"))
+        assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
+        assert app.screen.spec.caption == "AUCUNE MENACE DÉTECTÉE"
+        await pilot.pause()
+        await pilot.press("enter")  # "Terminé" has the focus
+        assert await until(pilot, lambda: bool(station.commands))
+        assert station.commands[0] == {"v": 1, "cmd": "dismiss", "session_id": sid}
+        assert kind_of(app) == Kind.REMOVE
+        assert app.screen.spec.big == "MERCI"
+
+
+async def test_lost_station_is_out_of_service_then_reconnects(station: FakeStation):
+    app = make_app(station.path)
+    sid = new_id()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await station.send(session(sid, "verdict"), verdict(sid, "clean"))
+        assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
+        await station.stop()
+        # A green verdict from a station that is gone is not shown any more.
+        assert await until(pilot, lambda: kind_of(app) == Kind.OUT_OF_SERVICE)
+        assert "The screen cannot reach the station." in app.screen.spec.lines
+        await station.start()
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        assert station.connections == 2
+
+
+async def test_unhealthy_station_is_out_of_service_and_says_whom_to_call(station: FakeStation):
+    station.opening[1] = health(ok=False, problems=["signatures_old", "selftest_failed"])
+    app = make_app(station.path, language="fr")
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.OUT_OF_SERVICE)
+        spec = app.screen.spec
+        assert spec.big == "HORS SERVICE"
+        assert "Les signatures antivirus ne sont plus à jour." in spec.lines
+        assert "Prévenez Mme Martin (IT)." in spec.lines
+        assert "signatures_old" in spec.footer
+
+
+async def test_keys_and_paste_never_leave_the_kiosk(station: FakeStation):
+    app = make_app(station.path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        for key in ("ctrl+c", "ctrl+q", "escape", "ctrl+p", "ctrl+z", "ctrl+d", "f1", "q"):
+            await pilot.press(key)
+        app.post_message(events.Paste("[@click=app.quit]rm -rf /\n"))
+        await pilot.pause()
+        assert app.ignored_pastes == 1
+        assert app.is_running and app.return_code is None
+        assert kind_of(app) == Kind.WAITING
+        assert not app.ENABLE_COMMAND_PALETTE
+
+
+async def test_names_are_shown_inert_and_visible(station: FakeStation):
+    app = make_app(station.path)
+    sid = new_id()
+    hostile = "a\x1b[2J\x1b]0;pwned\x07[@click=app.quit]x[/red]\u202egpj.exe"
+    async with app.run_test(size=(120, 32)) as pilot:
+        await station.send(session(sid, "scanning"), progress(sid, 1, 2, hostile))
+        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        _label, shown = app.screen.spec.current
+        assert shown == "a\\x1b[2J\\x1b]0;pwned\\x07[@click=app.quit]x[/red]<U+202E>gpj.exe"
+        await pilot.pause()
+        rendered = str(app.screen.query_one("#current", Static).render())
+        assert shown in rendered
+        await pilot.click("#current")
+        assert app.is_running
+
+
+async def test_malformed_lines_are_skipped(station: FakeStation):
+    app = make_app(station.path)
+    sid = new_id()
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        await station.send_raw(b"not json\n" + b'{"v": 2, "type": "hello"}\n')
+        await station.send_raw(b'{"v": 1, "type": "verdict", "session_id": "x"}\n')
+        await station.send(session(sid, "scanning"), progress(sid, 1, 4))
+        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        assert app.model.bad_events == 1  # the verdict without a verdict; the others never parse
+        assert station.connections == 1
+
+
+async def test_a_second_stick_is_announced(station: FakeStation):
+    app = make_app(station.path)
+    first, second = new_id(), new_id()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await station.send(session(first, "scanning"), progress(first, 1, 4))
+        await station.send(session(second, "detected", queued=1))
+        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        assert await until(pilot, lambda: "1 more stick is waiting." in app.screen.spec.footer)
+        assert app.screen.spec.session_id == first
+
+
+async def test_pulled_mid_scan_says_not_verified_then_waits(station: FakeStation):
+    app = make_app(station.path, goodbye_s=0.3)
+    sid = new_id()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await station.send(session(sid, "scanning"), progress(sid, 1, 4))
+        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        await station.send(
+            verdict(sid, "incomplete", "device_removed"), session(sid, "ended"), removed(sid)
+        )
+        assert await until(pilot, lambda: kind_of(app) == Kind.INTERRUPTED)
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+
+
+async def test_twenty_thousand_progress_events_do_not_lag(station: FakeStation):
+    app = make_app(station.path)
+    sid = new_id()
+    total = 20_000
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        await station.send(session(sid, "scanning"))
+        renders_before = app.renders
+        for start in range(0, total, 1000):
+            batch = [
+                progress(sid, n + 1, total, f"dossier/fichier_{n}.txt")
+                for n in range(start, start + 1000)
+            ]
+            await station.send(*batch)
+        await station.send(session(sid, "verdict"), verdict(sid, "clean", files=total))
+        assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN, steps=3000)
+        assert app.model.progress_events == total
+        # Drawn on a timer: a handful of frames, not one per event.
+        assert app.renders - renders_before < total // 20
+        assert app.screen.spec.lead == "20000 files scanned"
+
+
+async def test_no_station_socket_at_all(short_dir: Path):
+    app = make_app(short_dir / "nothing.sock")
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.OUT_OF_SERVICE)
+        assert app.link is not None and app.link.connects == 0

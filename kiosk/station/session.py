@@ -51,7 +51,9 @@ class Session:
     delete_asked: asyncio.Event = field(default_factory=asyncio.Event)
     last_progress: bytes | None = None
     last_progress_at: float = 0.0
-    first_progress_at: float | None = None
+    first_progress_at: float | None = None  # monotonic clock, for the journal and the bench
+    last_file_at: float | None = None  # when the scanner reported the last file done
+    committed_at: float | None = None  # when the report was durable in the outbox
     detected_at: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
 

@@ -288,6 +288,8 @@ class Station:
             # Called from the scanner's threads: throttle here, hop into the loop.
             now = time.monotonic()
             last = progress.files_done >= progress.files_total
+            if last:
+                session.last_file_at = now
             if now - session.last_progress_at < PROGRESS_INTERVAL and not last:
                 return
             session.last_progress_at = now
@@ -350,6 +352,7 @@ class Station:
         if commit:
             try:
                 await asyncio.to_thread(self.outbox.commit, report)
+                session.committed_at = time.monotonic()
             except OutboxError as exc:
                 log.error("report not stored: %s", exc)
                 self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))

@@ -114,6 +114,9 @@ class StationConfig:
     health_retry: float = _doc(
         15.0, "Seconds between health checks while the station is out of service."
     )
+    outbox_group: str = _doc(
+        "kiosk-outbox", "Group given read-write access to the outbox (the shipper's); '' none."
+    )
 
 
 @dataclass(frozen=True)

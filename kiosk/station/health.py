@@ -8,6 +8,8 @@ codes (screens and the server translate them): `engine_down`, `canary_missed`, `
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
 import threading
@@ -75,9 +77,12 @@ class Health:
 
     def to_event(self) -> bytes:
         """Return the `health` line of the event protocol."""
+        return event(EventType.HEALTH, **self.data())
+
+    def data(self) -> dict[str, Any]:
+        """Return the `health` event's data (also the health file's, for the shipper)."""
         engine = self.engine
-        return event(
-            EventType.HEALTH,
+        return dict(
             ok=self.ok,
             problems=sorted(self.problems),
             engine_version=engine.version if engine else None,
@@ -88,6 +93,31 @@ class Health:
             server_link=self.server_link,
             outbox_backlog=self.outbox_backlog,
         )
+
+
+def write_health_file(path: Path, health: Health, software_version: str) -> None:
+    """Write the health file the shipper's heartbeats read (atomically: temp, fsync, rename)."""
+    data = {
+        "v": 1,
+        "measured_at": iso(utcnow()),
+        **health.data(),
+        "engine_ok": not (health.problems & {ENGINE_DOWN, CANARY_MISSED, SIGNATURES_OLD}),
+        "software_version": software_version,
+    }
+    data.pop("server_link", None)  # the shipper knows the link better than the station
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".health-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def selftest(engine: ScanEngine, previous: Health) -> Health:

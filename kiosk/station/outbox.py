@@ -13,12 +13,15 @@ not block the writer. A full disk is an `OutboxError` (the station then refuses 
 from __future__ import annotations
 
 import errno
+import grp
 import json
+import os
 import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
 
+from kiosk.config import Config
 from kiosk.errors import OutboxError
 from kiosk.models import DeviceInfo, Reason, Report, TreeVerdict, iso, parse_iso, utcnow
 
@@ -45,14 +48,37 @@ def _is_full(exc: sqlite3.Error) -> bool:
     return code == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
 
 
+def outbox_path(config: Config) -> Path:
+    """Return the outbox path: `shipper.outbox_file`, else `<station.data_dir>/outbox.db`."""
+    if config.shipper.outbox_file:
+        return Path(config.shipper.outbox_file)
+    return Path(config.station.data_dir) / "outbox.db"
+
+
+def _share(path: Path, group: str) -> None:
+    """Create the database file read-write for *group* (the shipper's), when that group exists."""
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, 0o660)  # SQLite gives its -wal and -shm files the same owner and mode
+    finally:
+        os.close(fd)
+
+
 class Outbox:
     """The SQLite outbox; safe to share between threads of one process and between processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, group: str | None = None) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if group:
+                _share(self.path, group)
             # isolation_level=None: we open our own transactions (BEGIN IMMEDIATE) so that a
             # write is one short transaction, committed with an fsync before we return.
             self._db = sqlite3.connect(

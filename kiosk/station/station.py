@@ -39,7 +39,7 @@ from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
 from kiosk.station.health import Health, ScanEngine
 from kiosk.station.mount import MountError, StickMount, clear_stale
-from kiosk.station.outbox import Outbox
+from kiosk.station.outbox import Outbox, outbox_path
 from kiosk.station.session import (
     PROGRESS_INTERVAL,
     Session,
@@ -77,7 +77,14 @@ class Station:
         self.settings = config.station
         self.source = source
         self.scanner = scanner or _default_scanner(config)
-        self.outbox = outbox or Outbox(Path(self.settings.data_dir) / "outbox.db")
+        self.outbox = outbox or Outbox(
+            outbox_path(config), group=self.settings.outbox_group or None
+        )
+        self.health_path = (
+            Path(config.shipper.health_file)
+            if config.shipper.health_file
+            else Path(self.settings.data_dir) / "health.json"
+        )
         self.socket_path = socket_path or Path(self.settings.event_socket)
         self.hub = EventHub(self._snapshot, self._command)
         self.health = Health()
@@ -92,6 +99,7 @@ class Station:
         self._busy = 0
         self._owns_outbox = outbox is None
         self._health_wake = asyncio.Event()
+        self._health_changed = asyncio.Event()
 
     # -- life ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -104,6 +112,7 @@ class Station:
         tasks = [
             asyncio.create_task(self._watch_source(), name="source"),
             asyncio.create_task(self._health_loop(), name="health"),
+            asyncio.create_task(self._health_file_loop(), name="health-file"),
         ]
         self.ready.set()
         try:
@@ -150,6 +159,7 @@ class Station:
     def _set_health(self, health: Health) -> None:
         self.health = health
         self.hub.publish(health.to_event())
+        self._health_changed.set()
 
     # -- devices ---------------------------------------------------------------------------
     async def _watch_source(self) -> None:
@@ -466,6 +476,19 @@ class Station:
         if backlog != self.health.outbox_backlog:
             self._set_health(dataclasses.replace(self.health, outbox_backlog=backlog))
 
+    async def _health_file_loop(self) -> None:
+        # For the shipper's heartbeats: on every change, and at least every minute.
+        while True:
+            try:
+                await asyncio.to_thread(
+                    health_mod.write_health_file, self.health_path, self.health, __version__
+                )
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.health_path, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._health_changed.wait(), HEALTH_FILE_EVERY)
+            self._health_changed.clear()
+
     async def _health_loop(self) -> None:
         while True:
             checked = await asyncio.to_thread(health_mod.selftest, self.scanner, self.health)
@@ -485,6 +508,9 @@ _ENGINE_REASONS = frozenset(
     {Reason.ENGINE_DOWN, Reason.CANARY_MISSED, Reason.SIGNATURES_OLD, Reason.PREFLIGHT_FAILED,
      Reason.ENGINE_LOST}
 )
+
+
+HEALTH_FILE_EVERY = 60.0  # seconds: the shipper treats an older file as stale
 
 
 def _has_room(path: Path, need: int = 4 << 20) -> bool:

@@ -172,3 +172,29 @@ def test_disk_full_refuses_new_rows_and_keeps_old_ones(tmp_path: Path) -> None:
         check.close()
     finally:
         subprocess.run(["umount", "--lazy", str(mnt)], check=False)
+
+
+@needs_root
+@pytest.mark.root
+def test_outbox_is_shared_with_the_shippers_group(tmp_path: Path) -> None:
+    import grp
+
+    gid = grp.getgrnam("daemon").gr_gid  # a group every Debian system has
+    box = Outbox(tmp_path / "outbox.db", group="daemon")
+    box.commit(report())
+    for name in ("outbox.db", "outbox.db-wal"):
+        info = (tmp_path / name).stat()
+        assert info.st_gid == gid, name
+        assert info.st_mode & 0o777 == 0o660, name
+    box.close()
+    Outbox(tmp_path / "other.db", group="no-such-group-here").close()  # absent group: no error
+
+
+def test_outbox_path_follows_the_shippers_setting() -> None:
+    from kiosk.config import Config
+    from kiosk.station.outbox import outbox_path
+
+    config = Config().with_overrides("station", data_dir="/srv/k")
+    assert outbox_path(config) == Path("/srv/k/outbox.db")
+    moved = config.with_overrides("shipper", outbox_file="/data/o.db")
+    assert outbox_path(moved) == Path("/data/o.db")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kiosk.config import Config
+from kiosk.delivery.health import read_health
 from kiosk.models import Report
 from kiosk.protocol import Command, command
 from kiosk.station.outbox import Outbox
@@ -204,6 +205,14 @@ async def test_clamd_missing_at_start_then_recovers(tmp_path: Path, loops: Loops
             lambda m: m.get("type") == "health" and m["selftest_ok"] is False
         )
         assert health["ok"] is False and "engine_down" in health["problems"]
+        # The shipper's heartbeats see it too, through the health file.
+        health_file = Path(config.station.data_dir) / "health.json"
+        for _ in range(100):
+            seen = read_health(health_file, max_age=300)
+            if seen and "engine_down" in seen["problems"]:
+                break
+            await asyncio.sleep(0.05)
+        assert seen is not None and seen["engine_ok"] is False
         live.source.plug(block_volume(node))
         refused = await verdict_of(live)
         assert refused["verdict"] == "error" and refused["reason"] == "engine_down"

@@ -41,12 +41,13 @@ def _missing(commands: tuple[str, ...], sub: argparse._SubParsersAction, package
         parser.set_defaults(func=run)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every part's subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser: only *command*'s part when given (keeps `kiosk scan` small)."""
     parser = argparse.ArgumentParser(prog="kiosk", description="Station Blanche, USB kiosk.")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module, commands in PARTS:
+    wanted = [p for p in PARTS if command in p[1]] or list(PARTS)
+    for module, commands in wanted:
         try:
             part = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kiosk` console script."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -87,6 +87,8 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            # A small page cache: the daemon runs for months, its memory must stay flat.
+            self._db.execute("PRAGMA cache_size=-512")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise self._error("cannot open the outbox", exc) from exc

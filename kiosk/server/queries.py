@@ -352,3 +352,18 @@ def scans_per_station(session: Session, since: datetime) -> dict[str, int]:
 def stations(session: Session) -> list[Station]:
     """Return every station, by school then name."""
     return list(session.scalars(select(Station).order_by(Station.school, Station.name)).all())
+
+
+def findings_of(session: Session, report_pks: list[int]) -> dict[int, list[StoredFinding]]:
+    """Return the findings of some reports, grouped by report, in their original order."""
+    out: dict[int, list[StoredFinding]] = {}
+    if not report_pks:
+        return out
+    rows = session.scalars(
+        select(StoredFinding)
+        .where(StoredFinding.report_pk.in_(report_pks))
+        .order_by(StoredFinding.report_pk, StoredFinding.position)
+    ).all()
+    for f in rows:
+        out.setdefault(f.report_pk, []).append(f)
+    return out

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -20,8 +21,12 @@ from kiosk.server.tables import LoginFailure, Station, User, WebSession
 TOKEN_PREFIX = "sbk_"  # noqa: S105 (a prefix, not a secret)
 # Memory-hard, with argon2-cffi's RFC 9106 "low memory" profile (64 MiB, 3 passes).
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so that both paths cost the same.
-_DUMMY_HASH = _hasher.hash("not a password: timing equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the user does not exist, so that both paths cost the same.
+    return _hasher.hash("not a password: timing equaliser")
 
 
 def new_token() -> str:
@@ -51,7 +56,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User | None, password: str) -> bool:
     """Check a password; constant work whether or not the user exists."""
-    stored = user.password_hash if user is not None and not user.disabled else _DUMMY_HASH
+    stored = user.password_hash if user is not None and not user.disabled else _dummy_hash()
     try:
         ok = _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

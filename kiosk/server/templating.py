@@ -74,6 +74,7 @@ PROBLEMS = {
     "engine_down": N_("Engine down"),
     "selftest_failed": N_("Self-test failed"),
     "signatures_old": N_("Old signatures"),
+    "health_stale": N_("Health report too old"),
 }
 STATES = {
     "ok": N_("In service"),

@@ -22,7 +22,7 @@ from kiosk.server.deps import ServerState, State
 from kiosk.server.export import rows_to_csv
 from kiosk.server.status import StationStatus, station_status
 from kiosk.server.tables import User
-from kiosk.server.templating import Formats
+from kiosk.server.templating import N_, Formats
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,7 +72,7 @@ class Ctx:
             here=str(self.request.url.path)
             + (f"?{self.request.url.query}" if self.request.url.query else ""),
             config=self.state.config,
-            **values,
+            **{"nav": None, "flagged_count": None, **values},
         )
         return HTMLResponse(html, status_code=status)
 
@@ -244,9 +244,9 @@ def dashboard(ctx: Page) -> Response:
         nav="dashboard",
         flagged_count=sum(s.flagged for s in statuses),
         cards=[
-            ("Today", days[-1], days[-1], card(1)),
-            ("Last 7 days", days[-7], days[-1], card(7)),
-            ("Last 30 days", days[0], days[-1], card(30)),
+            (N_("Today"), days[-1], days[-1], card(1)),
+            (N_("Last 7 days"), days[-7], days[-1], card(7)),
+            (N_("Last 30 days"), days[0], days[-1], card(30)),
         ],
         scans_chart=charts.series(days, totals, today, height=180),
         infected_chart=charts.series(days, infected, today, height=60),
@@ -346,6 +346,40 @@ def scans_csv(request: Request, ctx: Page) -> Response:
                 ]
 
     return _csv_response("scans.csv", rows_to_csv(header, rows()))
+
+
+@router.get("/findings.csv")
+def findings_csv(request: Request, ctx: Page) -> Response:
+    """Every flagged file of the scans matching the filters, one a line, as CSV."""
+    f = queries.ScanFilter.from_params(request.query_params)
+    fmt = ctx.fmt
+    header = [
+        fmt._("Date"), fmt._("Station"), fmt._("Scan code"), fmt._("Path on the stick"),
+        fmt._("Verdict"), fmt._("Threat"), fmt._("Reason"), "SHA-256", fmt._("Size"),
+        fmt._("Serial number"), fmt._("Report id"),
+    ]  # fmt: skip
+
+    def rows() -> Iterator[list[Any]]:
+        with ctx.state.db.read() as session:
+            batch: list[tuple[Any, Any]] = []
+            for pair in queries.iter_scans(session, f, ctx.state.tz):
+                batch.append(pair)
+                if len(batch) == 500:
+                    yield from _finding_rows(session, batch, fmt)
+                    batch = []
+            yield from _finding_rows(session, batch, fmt)
+
+    return _csv_response("findings.csv", rows_to_csv(header, rows()))
+
+
+def _finding_rows(session: Any, batch: list[tuple[Any, Any]], fmt: Formats) -> Iterator[list[Any]]:
+    found = queries.findings_of(session, [r.pk for r, _s in batch if r.findings_total])
+    for r, s in batch:
+        for x in found.get(r.pk, []):
+            yield [
+                fmt.iso(r.finished_at), s.name, r.scan_code, x.path, x.verdict, x.threat,
+                x.reason, x.sha256, x.size, r.device_serial, r.report_id,
+            ]  # fmt: skip
 
 
 @router.get("/scans/{report_id}")
@@ -482,18 +516,13 @@ def threats_csv(request: Request, ctx: Page) -> Response:
         rows = queries.threats(session, by, since, limit=100_000)
     fmt = ctx.fmt
     header = [
-        fmt._("Signature") if by == "threat" else "SHA-256",
-        fmt._("Signature"),
-        fmt._("Detections"),
-        fmt._("Stations"),
-        fmt._("Sticks"),
-        fmt._("First seen"),
+        fmt._("Detections"), fmt._("Stations"), fmt._("Sticks"), fmt._("First seen"),
         fmt._("Last seen"),
-    ]
+    ]  # fmt: skip
+    first = [fmt._("Signature")] if by == "threat" else ["SHA-256", fmt._("Signature")]
     data = [
         [
-            t.key,
-            t.threat,
+            *([t.key] if by == "threat" else [t.key, t.threat]),
             t.detections,
             t.stations,
             t.sticks,
@@ -502,4 +531,4 @@ def threats_csv(request: Request, ctx: Page) -> Response:
         ]
         for t in rows
     ]
-    return _csv_response(f"threats-{by}.csv", rows_to_csv(header, data))
+    return _csv_response(f"threats-{by}.csv", rows_to_csv([*first, *header], data))

@@ -49,8 +49,6 @@ DATA_MIB = 256
 # Units of systemd/ that are installed and enabled in the image; the rest of systemd/ (the
 # central server's unit) is for the town's server, not for a kiosk.
 KIOSK_UNITS = ("kiosk-station.service", "kiosk-shipper.service", "kiosk-ui.service")
-# Test-only units: they run only when the kernel command line says kiosk.testlog.
-TEST_UNITS = ("kiosk-testlog.service", "kiosk-testevents.service")
 MASKED_UNITS = (
     "getty@.service",
     "serial-getty@.service",
@@ -414,7 +412,7 @@ def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror
         chroot(root, "usermod", "-a", "-G", "kiosk-outbox", "kiosk-ship")
         # No password and no shell for anyone: the kiosk has nothing to log in to.
         chroot(root, "passwd", "--lock", "root")
-        enable = [u for u in (*KIOSK_UNITS, *TEST_UNITS) if (units / u).exists()]
+        enable = [u for u in KIOSK_UNITS if (units / u).exists()]
         enable += [
             "systemd-networkd.service",
             "systemd-resolved.service",
@@ -643,18 +641,45 @@ def make_disk(root: Path, data_tree: Path, identity: Identity, out: Path, work: 
             "status=none",
         )
     log("disk: GRUB for legacy BIOS (boot.img in the MBR, core.img in the BIOS boot partition)")
-    device_map = work / "device.map"
-    device_map.write_text(f"(hd0) {disk}\n")
-    run(
-        "grub-bios-setup",
-        "--skip-fs-probe",
-        "--directory",
-        bios_dir,
-        "--device-map",
-        device_map,
-        "(hd0)",
-    )
+    install_grub_bios(disk, bios_dir, starts["bios"] * 2048)
     return disk
+
+
+# Offsets in GRUB 2.06's i386-pc boot.img and diskboot.img (include/grub/i386/pc/boot.h).
+BOOT_BPB = (0x03, 0x5A)  # the disk's own BPB bytes are kept
+BOOT_KERNEL_SECTOR = 0x5C  # LBA of core.img's first sector, 8 bytes
+BOOT_DRIVE_CHECK = 0x66  # a jump replaced by two NOPs for hard disks
+MBR_KEEP = (0x1B8, 0x200)  # disk signature, partition table and 0x55AA stay the disk's
+SECTOR = 512
+BLOCKLIST = SECTOR - 12  # first blocklist of diskboot.img: start (8), len (2), segment (2)
+
+
+def install_grub_bios(disk: Path, grub_dir: Path, core_lba: int) -> None:
+    """What grub-bios-setup does for a GPT disk, on an image file: the boot sector in the MBR
+    pointing at core.img, and core.img in the BIOS boot partition with its blocklist filled."""
+    boot = bytearray((grub_dir / "boot.img").read_bytes())
+    core = bytearray((grub_dir / "core.img").read_bytes())
+    if len(boot) != SECTOR:
+        die(f"{grub_dir / 'boot.img'} is not one sector")
+    if len(core) % SECTOR:
+        core += bytes(SECTOR - len(core) % SECTOR)
+    sectors = len(core) // SECTOR
+    if sectors > 2048:
+        die("core.img does not fit in the 1 MiB BIOS boot partition")
+    with disk.open("r+b") as f:
+        mbr = f.read(SECTOR)
+        boot[BOOT_BPB[0] : BOOT_BPB[1]] = mbr[BOOT_BPB[0] : BOOT_BPB[1]]
+        boot[MBR_KEEP[0] : MBR_KEEP[1]] = mbr[MBR_KEEP[0] : MBR_KEEP[1]]
+        boot[BOOT_KERNEL_SECTOR : BOOT_KERNEL_SECTOR + 8] = core_lba.to_bytes(8, "little")
+        # Some BIOSes pass a wrong boot drive; GRUB then trusts 0x80 for a hard disk.
+        boot[BOOT_DRIVE_CHECK : BOOT_DRIVE_CHECK + 2] = b"\x90\x90"
+        # The rest of core.img follows its first sector contiguously.
+        core[BLOCKLIST : BLOCKLIST + 8] = (core_lba + 1).to_bytes(8, "little")
+        core[BLOCKLIST + 8 : BLOCKLIST + 10] = (sectors - 1).to_bytes(2, "little")
+        f.seek(core_lba * SECTOR)
+        f.write(core)
+        f.seek(0)
+        f.write(boot)
 
 
 def write_manifest(out: Path, identity: Identity, files: dict[str, str]) -> None:

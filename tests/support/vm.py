@@ -92,11 +92,14 @@ class StationEvent:
 class VM:
     """One QEMU process running the test image."""
 
-    image: TestImage
+    image: TestImage | None
     workdir: Path
-    data_image: Path
+    data_image: Path | None
     server_port: int
     extra_cmdline: str = ""
+    # A whole-disk image (image-build/build without --test) booted by its own GRUB instead.
+    disk: Path | None = None
+    firmware: str = "bios"
     memory_mib: int = 2048
     process: subprocess.Popen[bytes] | None = None
     qmp: QMP | None = None
@@ -120,12 +123,11 @@ class VM:
 
     def cmdline(self) -> str:
         """The image's own command line plus the test's switches."""
+        assert self.image is not None
         return " ".join(
             [
                 self.image.cmdline,
                 "console=ttyS0,115200",
-                # Test switches: journal and station events out through virtio ports.
-                "kiosk.testlog",
                 # Nothing can be downloaded here, and nothing waits for a network that is not there.
                 "systemd.mask=clamav-freshclam.service",
                 "systemd.mask=systemd-networkd-wait-online.service",
@@ -149,20 +151,7 @@ class VM:
             "2",
             "-m",
             str(self.memory_mib),
-            "-kernel",
-            str(self.image.kernel),
-            "-initrd",
-            str(self.image.initrd),
-            "-append",
-            self.cmdline(),
-            "-drive",
-            f"if=none,id=root,file={self.image.root},format=raw,readonly=on",
-            "-device",
-            "virtio-blk-pci,drive=root",
-            "-drive",
-            f"if=none,id=data,file={self.data_image},format=raw",
-            "-device",
-            "virtio-blk-pci,drive=data",
+            *self.boot_args(),
             "-device",
             "qemu-xhci,id=xhci",
             "-netdev",
@@ -187,6 +176,43 @@ class VM:
             "none",
             "-qmp",
             f"unix:{w / 'qmp.sock'},server=on,wait=off",
+        ]
+
+    def boot_args(self) -> list[str]:
+        """Kernel and disks: -kernel/-initrd with the test image, or a whole disk and firmware."""
+        if self.disk is not None:
+            args = [
+                "-drive",
+                f"if=none,id=disk,file={self.disk},format=raw,snapshot=on",
+                "-device",
+                "virtio-blk-pci,drive=disk,bootindex=0",
+            ]
+            if self.firmware == "uefi":
+                variables = self.workdir / "OVMF_VARS.fd"
+                shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", variables)
+                args += [
+                    "-drive",
+                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    "-drive",
+                    f"if=pflash,format=raw,unit=1,file={variables}",
+                ]
+            return args
+        assert self.image is not None and self.data_image is not None
+        return [
+            "-kernel",
+            str(self.image.kernel),
+            "-initrd",
+            str(self.image.initrd),
+            "-append",
+            self.cmdline(),
+            "-drive",
+            f"if=none,id=root,file={self.image.root},format=raw,readonly=on",
+            "-device",
+            "virtio-blk-pci,drive=root",
+            "-drive",
+            f"if=none,id=data,file={self.data_image},format=raw",
+            "-device",
+            "virtio-blk-pci,drive=data",
         ]
 
     def start(self) -> None:

@@ -9,9 +9,7 @@ from babel.messages.pofile import read_po
 
 SERVER = Path(__file__).resolve().parents[2] / "kiosk" / "server"
 PO = SERVER.parent / "locale" / "fr" / "LC_MESSAGES" / "server.po"
-CALL = re.compile(
-    r"""(?:\b_|N_|fmt\._|self\._)\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')"""
-)
+CALL = re.compile(r"""(?:\b_|N_|fmt\._|self\._)\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
 
 
 def msgids() -> set[str]:

@@ -58,9 +58,7 @@ async def test_secure_flag_is_on_by_default(sqlite_url: str) -> None:
     from kiosk.config import Config
     from kiosk.server.app import create_app
 
-    app = create_app(
-        Config().with_overrides("server", database_url=sqlite_url), background=False
-    )
+    app = create_app(Config().with_overrides("server", database_url=sqlite_url), background=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as client:
         page = await client.get("/login")
@@ -115,7 +113,9 @@ async def test_names_from_reports_are_escaped_everywhere(server: Server) -> None
     findings = tuple(
         Finding(path=f"dir/{name}", verdict=FileVerdict.INFECTED, threat=name) for name in XSS_NAMES
     )
-    report = make_report("st1", verdict=TreeVerdict.INFECTED, findings=findings, serial=XSS_NAMES[1])
+    report = make_report(
+        "st1", verdict=TreeVerdict.INFECTED, findings=findings, serial=XSS_NAMES[1]
+    )
     await post(server, token, report)
     await server.login()
     for path in (*PAGES, f"/scans/{report.report_id}"):
@@ -162,7 +162,9 @@ async def test_filters_and_keyset_pages_visit_every_scan_once(server: Server) ->
     school = await walk("where=school:%C3%89cole+B")
     assert school == [r.report_id for r in reports if r.station_id == "b"]
     serial = await walk("serial=SER1&station=a")
-    assert serial == [r.report_id for r in reports if r.station_id == "a" and r.device.serial == "SER1"]  # type: ignore[union-attr]
+    assert serial == [
+        r.report_id for r in reports if r.station_id == "a" and r.device.serial == "SER1"
+    ]  # type: ignore[union-attr]
     code = await walk(f"code={reports[7].scan_code.lower().replace('-', '')}")
     assert code == [reports[7].report_id]
     threat = await walk("threat=Win.Trojan.Agent-1234")
@@ -185,7 +187,7 @@ async def test_filters_and_keyset_pages_visit_every_scan_once(server: Server) ->
 
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
 def test_neutralise_every_formula_prefix(prefix: str) -> None:
-    assert neutralise(f"{prefix}HYPERLINK(\"http://x\")") == f"'{prefix}HYPERLINK(\"http://x\")"
+    assert neutralise(f'{prefix}HYPERLINK("http://x")') == f'\'{prefix}HYPERLINK("http://x")'
     assert neutralise("plain.pdf") == "plain.pdf"
     assert neutralise(-3) == -3  # numbers stay numbers
 

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 from kiosk.config import Config, load_config
-from kiosk.models import TreeVerdict
+from kiosk.i18n import language_from_env, translator
+from kiosk.models import Report, TreeVerdict
+from kiosk.names import display_name, escape_name
 from kiosk.protocol import State
-from kiosk.station.session import Session
+from kiosk.station.session import Session, wait_event
 from kiosk.station.source import DeviceSource, ManualSource
 from kiosk.station.station import Station
+from kiosk.wording import Wording
+
+
+def _demo_line(path: Path, report: Report) -> str:
+    language = language_from_env()
+    words = Wording(language)
+    _ = translator("station", language)
+    verdict = words.tree(report.verdict)
+    if report.reason:
+        verdict = f"{verdict} ({words.reason(report.reason)})"
+    return _("%(stick)s: %(verdict)s, scan code %(code)s") % {
+        "stick": display_name(escape_name(os.fsencode(path))),
+        "verdict": verdict,
+        "code": report.scan_code,
+    }
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -102,8 +119,7 @@ async def play_demo(station: Station, source: ManualSource, paths: list[Path]) -
         report = found[0].report
         if report is not None:
             verdicts.append(report.verdict)
-            print(f"{path}: {report.verdict} ({report.scan_code})")
+            print(_demo_line(path, report))
         source.unplug(volume)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(found[0].removed.wait(), 5)
+        await wait_event(found[0].removed, 5)
     return verdicts

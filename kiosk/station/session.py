@@ -102,6 +102,20 @@ class Session:
         return lines
 
 
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until *event* is set or *timeout* passes; return whether it is set.
+
+    Not `asyncio.wait_for`: on Python 3.11 it loses a cancellation that arrives as the event is
+    set, and a cancelled loop then never ends (seen here as a station that would not stop).
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiter], timeout=timeout)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
 def infected_paths(report: Report) -> list[str]:
     """Return the escaped paths the delete flow may remove: infected files, and only those."""
     return [f.path for f in report.findings if f.verdict is FileVerdict.INFECTED]

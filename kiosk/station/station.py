@@ -19,7 +19,6 @@ A session's report is committed to the outbox before its verdict is published.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -47,6 +46,7 @@ from kiosk.station.session import (
     infected_paths,
     journal,
     journal_line,
+    wait_event,
 )
 from kiosk.station.source import DeviceSource
 
@@ -214,8 +214,7 @@ class Station:
             self.ended = [*self.ended[-9:], session]
 
     async def _session_body(self, session: Session) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(session.removed.wait(), self.settings.settle_time)
+        await wait_event(session.removed, self.settings.settle_time)
         if session.removed.is_set():
             return
         self._waiting.append(session)
@@ -485,8 +484,7 @@ class Station:
                 )
             except OSError as exc:
                 log.warning("cannot write %s: %s", self.health_path, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._health_changed.wait(), HEALTH_FILE_EVERY)
+            await wait_event(self._health_changed, HEALTH_FILE_EVERY)
             self._health_changed.clear()
 
     async def _health_loop(self) -> None:
@@ -499,8 +497,7 @@ class Station:
             if not checked.ok:
                 log.warning("station out of service: %s", ", ".join(sorted(checked.problems)))
             delay = self.settings.selftest_interval if checked.ok else self.settings.health_retry
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._health_wake.wait(), delay)
+            await wait_event(self._health_wake, delay)
             self._health_wake.clear()
 
 

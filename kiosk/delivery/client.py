@@ -47,9 +47,18 @@ def check_url(url: str) -> str:
 class ServerClient:
     """Talks to the central server with the station's token."""
 
-    def __init__(self, base_url: str, token: str, *, ca_file: str = "", timeout: float = 20.0):
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        ca_file: str = "",
+        timeout: float = 20.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._client = httpx.Client(
             base_url=check_url(base_url),
+            transport=transport,
             headers={
                 "Authorization": f"Bearer {token}",
                 "User-Agent": f"station-blanche-shipper/{__version__}",

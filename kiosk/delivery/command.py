@@ -29,9 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def paths(config: Config) -> tuple[Path, Path]:
     """Return the outbox and health file paths (defaults under the station's data_dir)."""
     data = Path(config.station.data_dir)
-    outbox = (
-        Path(config.shipper.outbox_file) if config.shipper.outbox_file else data / "outbox.db"
-    )
+    outbox = Path(config.shipper.outbox_file) if config.shipper.outbox_file else data / "outbox.db"
     health = (
         Path(config.shipper.health_file) if config.shipper.health_file else data / "health.json"
     )

@@ -18,7 +18,18 @@ Station to screen (`type`):
   ack       {cmd, ok, error: code | null}
 On connect the station sends hello, health, then the latest session/progress/verdict of every live
 session, so a screen that reconnects catches up at once. Progress is sent at most ~10 times a
-second per session; a slow screen loses intermediate progress lines, never the others.
+second per session; a slow screen loses intermediate progress lines, never the others (a screen
+that lets ~1,000 other lines pile up is disconnected; it reconnects and catches up).
+
+A session goes detected (settling; `queued` > 0 while other sticks go first) -> mounting ->
+preflight -> scanning -> verdict [-> waiting_removal after dismiss] -> ended, then `removed`. A
+stick that cannot be read (no filesystem, unsupported, corrupted) gets a verdict `error` with
+reason no_filesystem | unsupported_fs | mount_failed; a full outbox gives `error` / outbox_full.
+After delete_infected the same session goes deleting -> mounting -> preflight -> scanning ->
+verdict again: a second verdict line with a NEW report_id and scan_code (the rescan's report,
+whose actions hold the delete_infected Action and whose `extra.rescan_of` names the first).
+ack also carries `session_id` when the command named one; its error codes: unknown_command,
+unknown_session, not_allowed, bad_line.
 
 Screen to station (`cmd`):
   delete_infected {session_id}     only when the verdict said delete == "offer"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -452,19 +453,22 @@ class Station:
         name = message.get("cmd")
         if name == Command.PING:
             return _ack(name, None)
-        session = self.sessions.get(str(message.get("session_id")))
+        session_id = message.get("session_id")
+        named = session_id if isinstance(session_id, str) else None
+        ack = functools.partial(_ack, session_id=named)
+        session = self.sessions.get(str(session_id))
         if name not in (Command.DELETE_INFECTED, Command.DISMISS):
-            return _ack(name, "unknown_command")
+            return ack(name, "unknown_command")
         if session is None:
-            return _ack(name, "unknown_session")
+            return ack(name, "unknown_session")
         if name == Command.DISMISS:
             if session.state is State.VERDICT:
                 self._set_state(session, State.WAITING_REMOVAL)
-            return _ack(name, None)
+            return ack(name, None)
         if session.state is not State.VERDICT or session.delete_policy != "offer":
-            return _ack(name, "not_allowed")
+            return ack(name, "not_allowed")
         session.delete_asked.set()
-        return _ack(name, None)
+        return ack(name, None)
 
     # -- health ----------------------------------------------------------------------------
     async def _refresh_backlog(self) -> None:
@@ -518,8 +522,9 @@ def _has_room(path: Path, need: int = 4 << 20) -> bool:
     return stats.f_bavail * stats.f_frsize >= need
 
 
-def _ack(name: Any, error: str | None) -> bytes:
-    return event(EventType.ACK, cmd=name, ok=error is None, error=error)
+def _ack(name: Any, error: str | None, session_id: str | None = None) -> bytes:
+    extra = {"session_id": session_id} if session_id is not None else {}
+    return event(EventType.ACK, cmd=name, ok=error is None, error=error, **extra)
 
 
 def _failed(report_id: str, started: Any, reason: Reason, detail: str | None) -> Report:

@@ -315,6 +315,14 @@ async def test_second_stick_waits_in_the_queue(
             v1["session_id"], v2["session_id"]
         }
         await late.close()
+        start = len(live.screen.lines)
+        await live.screen.send(command(Command.DISMISS, session_id=v1["session_id"]))
+        ack = await live.screen.wait_for(lambda m: m.get("type") == "ack", start=start)
+        assert ack == {"v": 1, "type": "ack", "cmd": "dismiss", "ok": True, "error": None,
+                       "session_id": v1["session_id"]}
+        await live.screen.wait_for(lambda m: m.get("type") == "session"
+                                   and m["session_id"] == v1["session_id"]
+                                   and m["state"] == "waiting_removal", start=start)
         live.source.unplug(first)
         live.source.unplug(second)
         await live.screen.wait_for(

@@ -419,6 +419,7 @@ def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror
             "systemd-timesyncd.service",
             "clamav-daemon.service",
             "kiosk-usb-lock.service",
+            "kiosk-console-lock.service",
         ]
         chroot(root, "systemctl", "enable", "--quiet", *enable)
         chroot(root, "systemctl", "mask", "--quiet", *MASKED_UNITS)

@@ -15,15 +15,31 @@ import struct
 import threading
 from pathlib import Path
 
-BEHAVIOURS = ("ok", "found", "empty", "truncated", "error_then_ok", "error", "garbage", "hang",
-              "ok_no_nul", "two_oks")
+BEHAVIOURS = (
+    "ok",
+    "found",
+    "empty",
+    "truncated",
+    "error_then_ok",
+    "error",
+    "garbage",
+    "hang",
+    "ok_no_nul",
+    "two_oks",
+)
 
 
 class FakeClamd:
     """A scripted clamd: `behaviour` applies to FILDES; PING/VERSION/INSTREAM are configurable."""
 
-    def __init__(self, path: Path, behaviour: str = "ok", *, version: str = "ClamAV 1.4.6",
-                 canary_found: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        behaviour: str = "ok",
+        *,
+        version: str = "ClamAV 1.4.6",
+        canary_found: bool = True,
+    ) -> None:
         assert behaviour in BEHAVIOURS
         self.path = path
         self.behaviour = behaviour
@@ -83,8 +99,11 @@ class FakeClamd:
                     if size == 0:
                         break
                     _recv_exact(conn, size)
-                reply = b"stream: Eicar-Test-Signature FOUND\0" if self.canary_found else (
-                    b"stream: OK\0")
+                reply = (
+                    b"stream: Eicar-Test-Signature FOUND\0"
+                    if self.canary_found
+                    else (b"stream: OK\0")
+                )
                 conn.sendall(reply)
             elif command == b"zFILDES":
                 fds = array.array("i")

@@ -133,4 +133,6 @@ class QMP:
         """Close the connection."""
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
+        self._reader.join(5)
+        self._file.close()
         self._sock.close()

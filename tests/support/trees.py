@@ -80,11 +80,15 @@ def encrypted_archives(root: Path) -> tuple[Path, Path]:
     src = root / "src"
     write(src / "secret.txt", EICAR)
     zpath = root / "chiffré.zip"
-    subprocess.run(["zip", "-q", "-j", "-P", "motdepasse", str(zpath), str(src / "secret.txt")],
-                   check=True)
+    subprocess.run(
+        ["zip", "-q", "-j", "-P", "motdepasse", str(zpath), str(src / "secret.txt")], check=True
+    )
     spath = root / "chiffré.7z"
-    subprocess.run(["7z", "a", "-bd", "-y", "-pmotdepasse", "-mhe=on", str(spath),
-                    str(src / "secret.txt")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["7z", "a", "-bd", "-y", "-pmotdepasse", "-mhe=on", str(spath), str(src / "secret.txt")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     shutil.rmtree(src)
     return zpath, spath
 
@@ -105,8 +109,9 @@ def minimal_pe() -> bytes:
     optional = bytearray(0xE0)
     struct.pack_into("<H", optional, 0, 0x10B)  # PE32
     struct.pack_into("<H", optional, 68, 2)  # subsystem: Windows GUI
-    section = b".text\0\0\0" + struct.pack("<IIIIIIHHI", 0x1000, 0x1000, 0x200, 0x200, 0, 0, 0, 0,
-                                           0x60000020)
+    section = b".text\0\0\0" + struct.pack(
+        "<IIIIIIHHI", 0x1000, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020
+    )
     body = bytes(dos) + b"PE\0\0" + coff + bytes(optional) + section
     return body.ljust(0x200, b"\0") + b"\xc3" * 0x200
 

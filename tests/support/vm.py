@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,8 @@ RELAY = Path(__file__).with_name("relay.py")
 @dataclass(frozen=True)
 class TestImage:
     """The output of `image-build/build --test`."""
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     directory: Path
     kernel: Path
@@ -168,6 +171,10 @@ class VM:
             f"file,id=events,path={w / 'events.log'}",
             "-device",
             "virtserialport,chardev=events,name=org.kiosk.events",
+            "-chardev",
+            f"socket,id=control,path={w / 'control.sock'},server=on,wait=off",
+            "-device",
+            "virtserialport,chardev=control,name=org.kiosk.control",
             "-serial",
             f"file:{w / 'console.log'}",
             "-vga",
@@ -217,16 +224,17 @@ class VM:
 
     def start(self) -> None:
         """Start QEMU and connect to its monitor."""
-        for name in ("console.log", "journal.jsonl", "events.log", "qmp.sock"):
+        for name in ("console.log", "journal.jsonl", "events.log", "qmp.sock", "control.sock"):
             (self.workdir / name).unlink(missing_ok=True)
         self.started_at = time.monotonic()
-        self.process = subprocess.Popen(
-            self.argv(),
-            stdin=subprocess.DEVNULL,
-            stdout=(self.workdir / "qemu.out").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.workdir / "qemu.out").open("wb") as out:
+            self.process = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.qmp = QMP(self.workdir / "qmp.sock")
 
     def stop(self) -> None:
@@ -391,6 +399,21 @@ class VM:
         path = self.workdir / "screen.ppm"
         self.monitor().command("screendump", filename=str(path))
         return parse_ppm(path.read_bytes())
+
+    def control(self, command: str, timeout: float = 60.0) -> str:
+        """Ask the guest's test-control service (virtio port org.kiosk.control) for something
+        QEMU cannot do from outside; return its one-line answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(self.workdir / "control.sock"))
+            sock.sendall(command.encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        return answer.decode(errors="replace").strip()
 
     def reset(self) -> float:
         """Press the reset button (a power cut for everything not yet on disk)."""

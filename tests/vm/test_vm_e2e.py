@@ -1,0 +1,381 @@
+"""The kiosk image in QEMU, end to end: USB sticks in, verdicts on screen, reports on the server.
+
+One VM for the module (booting under TCG costs ~45 s), driven through QMP like a person at the
+kiosk: sticks are hot-plugged on a qemu-xhci bus, keyboards too, keys are typed, the screen is
+photographed, the power is cut. What the guest does is read from its journal and the station's
+event lines (virtio ports) and from the central server's database on the host. The tests run in
+file order and share the VM; each asserts its own part. THREATS.md rows 15-17, 23, 25, 26.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import sticks
+from tests.support.clamd import write_signatures
+from tests.support.vm import VM, TestImage, colour_share, make_data_image
+from tests.vm.conftest import STATION_ID, CentralServer
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+BOOT_TIMEOUT = 300
+SCAN_TIMEOUT = 240
+DELIVERY_TIMEOUT = 120
+
+# Colours of the Linux console (the kiosk's VGA text palette, as QEMU draws it) and what a
+# truecolor theme would use: a verdict is recognised by its dominant colour on the screen.
+VERDICT_COLOURS: dict[str, list[tuple[int, int, int]]] = {
+    "clean": [(0, 170, 0), (11, 110, 47), (0, 128, 0)],
+    "infected": [(170, 0, 0), (160, 16, 30), (128, 0, 0)],
+    "other": [(170, 85, 0), (224, 122, 0), (170, 170, 0)],
+}
+
+
+@dataclass
+class StickTiming:
+    """What a person would wait for, per stick, from device_add (host clock, seconds)."""
+
+    name: str
+    first_progress: float | None = None
+    verdict_event: float | None = None
+    verdict_on_screen: float | None = None
+    report_on_server: float | None = None
+
+
+@dataclass
+class Kiosk:
+    """The booted VM with its server, sticks and bookkeeping."""
+
+    vm: VM
+    server: CentralServer
+    artifacts: Path
+    stick_dir: Path
+    boot_seconds: float
+    timings: list[StickTiming] = field(default_factory=list)
+    shots: int = 0
+    expected_reports: int = 0
+
+    def shot(self, name: str) -> Path:
+        """A PNG of the screen, numbered in the order taken."""
+        self.shots += 1
+        return self.vm.screendump(self.artifacts / f"{self.shots:02d}-{name}.png")
+
+    def session_of(self, serial: str) -> str | None:
+        """The station's session id for the stick with this USB serial."""
+        for event in self.vm.events:
+            device = event.data.get("device") or {}
+            if event.data.get("type") == "session" and device.get("serial") == serial:
+                return str(event.data["session_id"])
+        return None
+
+    def event(self, kind: str, session_id: str, since: float = 0.0) -> Any:
+        """The first station event of *kind* for a session."""
+        for event in self.vm.events:
+            if (
+                event.data.get("type") == kind
+                and event.data.get("session_id") == session_id
+                and event.host_time >= since
+            ):
+                return event
+        return None
+
+    def server_report(self, serial: str) -> dict[str, Any] | None:
+        """The report the central server stored for this stick."""
+        for report in self.server.reports():
+            if report.get("device_serial") == serial:
+                return report
+        return None
+
+    def screen_colour(self) -> str | None:
+        """'clean', 'infected' or 'other' when that verdict colour fills much of the screen."""
+        pixels = self.vm.screen_pixels()
+        for verdict, colours in VERDICT_COLOURS.items():
+            if max(colour_share(pixels, c, tol=30) for c in colours) > 0.25:
+                return verdict
+        return None
+
+    def wait(self, what: str, predicate: Callable[[], Any], timeout: float) -> Any:
+        """Poll the guest until *predicate* holds."""
+        return self.vm.wait_for(what, predicate, timeout)
+
+
+def _data_tree(root: Path, token: str) -> Path:
+    """The data partition: config, token and the custom signature set (nothing downloads)."""
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    write_signatures(root / "signatures")
+    (root / "kiosk.toml").write_text(
+        "[station]\n"
+        f'id = "{STATION_ID}"\n'
+        "selftest_interval = 100000.0\n"
+        "[signatures]\n"
+        "max_age_days = 36500.0\n"
+        "[shipper]\n"
+        'server_url = "http://10.0.2.100:8000"\n'
+        "heartbeat_interval = 15.0\n"
+        "backoff_max = 5.0\n"
+        "timeout = 10.0\n"
+    )
+    (root / "token").write_text(token + "\n")
+    (root / "token").chmod(0o600)
+    return root
+
+
+@pytest.fixture(scope="module")
+def kiosk(
+    test_image: TestImage,
+    central_server: CentralServer,
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Kiosk]:
+    """Boot the test image with its data partition and wait for the kiosk screen."""
+    work = tmp_path_factory.mktemp("vm")
+    tree = _data_tree(work / "data-tree", central_server.token)
+    make_data_image(work / "data.ext4", test_image.data_uuid, tree)
+    vm = VM(
+        image=test_image,
+        workdir=work / "qemu",
+        data_image=work / "data.ext4",
+        server_port=central_server.port,
+    )
+    stick_dir = work / "sticks"
+    stick_dir.mkdir()
+    started = time.monotonic()
+    vm.start()
+    kiosk = Kiosk(vm, central_server, artifacts, stick_dir, boot_seconds=0.0)
+    try:
+        vm.wait_for(
+            "the station's hello on the event tap",
+            lambda: any(e.data.get("type") == "hello" for e in vm.events),
+            BOOT_TIMEOUT,
+        )
+        kiosk.boot_seconds = time.monotonic() - started
+        yield kiosk
+    finally:
+        vm.poll()
+        for name in ("console.log", "journal.jsonl", "events.log", "qemu.out"):
+            if (vm.workdir / name).exists():
+                shutil.copyfile(vm.workdir / name, artifacts / name)
+        vm.stop()
+        lines = [f"boot to the station's hello: {kiosk.boot_seconds:.1f} s"]
+        lines.append(f"{'stick':<14}{'progress':>10}{'verdict':>10}{'screen':>10}{'server':>10}")
+        for t in kiosk.timings:
+            cells = [t.first_progress, t.verdict_event, t.verdict_on_screen, t.report_on_server]
+            lines.append(
+                f"{t.name:<14}"
+                + "".join(f"{c:>9.1f}s" if c is not None else f"{'-':>10}" for c in cells)
+            )
+        text = "\n".join(lines)
+        (artifacts / "timings.txt").write_text(text + "\n")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("\nVM timings (from device_add):\n" + text)
+
+
+def test_boots_to_the_waiting_screen(kiosk: Kiosk) -> None:
+    """The kiosk boots with nobody at the keyboard: the screen shows the UI, no login."""
+    vm = kiosk.vm
+    kiosk.wait(
+        "kiosk-ui.service started",
+        lambda: vm.find_journal("Started kiosk-ui.service"),
+        60,
+    )
+    time.sleep(3)  # let Textual paint its first frame
+    kiosk.shot("waiting")
+    pixels = vm.screen_pixels()
+    assert colour_share(pixels, (0, 0, 0), tol=8) < 0.98, "the screen is black: no UI"
+    assert not vm.find_journal("getty"), "a getty ran"
+    # The root is read-only and the data partition is where it belongs.
+    assert vm.find_journal("Mounted var-lib-kiosk.mount"), vm.diagnostics()
+
+
+@dataclass(frozen=True)
+class StickCase:
+    """One stick of the parade and what the server must receive for it."""
+
+    name: str
+    serial: str
+    build: Callable[[Path], Path]
+    verdicts: tuple[str, ...]
+    colour: str | None
+
+
+def _clean_fat(d: Path) -> Path:
+    return sticks.fat_stick(d / "clean.img", sticks.clean_tree(d / "clean"), partitioned=True)
+
+
+def _eicar_fat(d: Path) -> Path:
+    return sticks.fat_stick(d / "eicar.img", sticks.eicar_tree(d / "eicar"), partitioned=False)
+
+
+def _exfat(d: Path) -> Path:
+    return sticks.exfat_stick(d / "exfat.img", sticks.testfiles_tree(d / "exfat"))
+
+
+def _ntfs(d: Path) -> Path:
+    return sticks.ntfs_stick(d / "ntfs.img", sticks.testfiles_tree(d / "ntfs"))
+
+
+def _ext4(d: Path) -> Path:
+    return sticks.ext4_stick(d / "ext4.img", sticks.clean_tree(d / "ext4"))
+
+
+def _blank(d: Path) -> Path:
+    return sticks.blank_stick(d / "blank.img")
+
+
+STICKS = [
+    StickCase("fat32-clean", "CLEANFAT32", _clean_fat, ("clean",), "clean"),
+    StickCase("fat-eicar", "EICARFAT", _eicar_fat, ("infected",), "infected"),
+    StickCase("exfat-testfiles", "EXFATTEST", _exfat, ("infected",), "infected"),
+    StickCase("ntfs-testfiles", "NTFSTEST", _ntfs, ("infected",), "infected"),
+    StickCase("ext4-clean", "EXT4CLEAN", _ext4, ("clean",), "clean"),
+    StickCase("no-filesystem", "BLANK", _blank, ("error", "incomplete"), "other"),
+]
+
+
+def scan_stick(kiosk: Kiosk, name: str, serial: str, image: Path) -> tuple[StickTiming, float, str]:
+    """Plug a stick and follow it to its verdict event; return its timing, plug time, session."""
+    timing = StickTiming(name)
+    kiosk.timings.append(timing)
+    plugged = kiosk.vm.plug_stick(name, image, serial)
+    session = kiosk.wait(f"{name}: a session", lambda: kiosk.session_of(serial), 60)
+    verdict = kiosk.wait(
+        f"{name}: the verdict event", lambda: kiosk.event("verdict", session), SCAN_TIMEOUT
+    )
+    timing.verdict_event = verdict.host_time - plugged
+    progress = kiosk.event("progress", session)
+    if progress is not None:
+        timing.first_progress = progress.host_time - plugged
+    return timing, plugged, session
+
+
+@pytest.mark.parametrize("case", STICKS, ids=[c.name for c in STICKS])
+def test_stick_verdict_reaches_screen_and_server(kiosk: Kiosk, case: StickCase) -> None:
+    """Each kind of stick gets its verdict on the screen and at the central server (rows 15, 16)."""
+    vm = kiosk.vm
+    image = case.build(kiosk.stick_dir)
+    timing, plugged, session = scan_stick(kiosk, case.name, case.serial, image)
+    verdict = kiosk.event("verdict", session)
+    assert verdict.data["verdict"] in case.verdicts, verdict.data
+    if case.colour is not None:
+        kiosk.wait(
+            f"{case.name}: the {case.colour} screen",
+            lambda: kiosk.screen_colour() == case.colour,
+            30,
+        )
+        timing.verdict_on_screen = time.monotonic() - plugged
+    kiosk.shot(case.name)
+    report = kiosk.wait(
+        f"{case.name}: the report on the server",
+        lambda: kiosk.server_report(case.serial),
+        DELIVERY_TIMEOUT,
+    )
+    timing.report_on_server = time.monotonic() - plugged
+    kiosk.expected_reports += 1
+    assert report["verdict"] == verdict.data["verdict"]
+    assert report["report_id"] == verdict.data["report_id"]
+    assert report["station_id"] == STATION_ID
+    vm.unplug_stick(case.name)
+    kiosk.wait(f"{case.name}: removed", lambda: kiosk.event("removed", session), 60)
+    time.sleep(2)
+    kiosk.shot(f"{case.name}-removed")
+
+
+def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk) -> None:
+    """Row 17: pulled mid-scan -> incomplete within seconds, delivered; the next stick works."""
+    image = sticks.fat_stick(
+        kiosk.stick_dir / "big.img", sticks.big_tree(kiosk.stick_dir / "big"), size_mib=400
+    )
+    timing = StickTiming("pulled")
+    kiosk.timings.append(timing)
+    plugged = kiosk.vm.plug_stick("big", image, "BIGPULL")
+    session = kiosk.wait("big: a session", lambda: kiosk.session_of("BIGPULL"), 60)
+    progress = kiosk.wait(
+        "big: scanning progress", lambda: kiosk.event("progress", session), SCAN_TIMEOUT
+    )
+    timing.first_progress = progress.host_time - plugged
+    assert kiosk.event("verdict", session) is None, "the scan ended before the stick was pulled"
+    kiosk.shot("scanning")
+    pulled = kiosk.vm.unplug_stick("big")
+    verdict = kiosk.wait("big: verdict after the pull", lambda: kiosk.event("verdict", session), 60)
+    assert verdict.data["verdict"] == "incomplete", verdict.data
+    assert verdict.host_time - pulled < 20, "incomplete should come within seconds of the pull"
+    timing.verdict_event = verdict.host_time - plugged
+    kiosk.shot("pulled")
+    report = kiosk.wait(
+        "big: incomplete report on the server",
+        lambda: kiosk.server_report("BIGPULL"),
+        DELIVERY_TIMEOUT,
+    )
+    timing.report_on_server = time.monotonic() - plugged
+    kiosk.expected_reports += 1
+    assert report["verdict"] == "incomplete"
+    # The next stick is scanned without any restart.
+    image = sticks.fat_stick(
+        kiosk.stick_dir / "next.img", sticks.eicar_tree(kiosk.stick_dir / "next")
+    )
+    _, _, next_session = scan_stick(kiosk, "after-pull", "AFTERPULL", image)
+    assert kiosk.event("verdict", next_session).data["verdict"] == "infected"
+    kiosk.wait("after-pull: report", lambda: kiosk.server_report("AFTERPULL"), DELIVERY_TIMEOUT)
+    kiosk.expected_reports += 1
+    kiosk.vm.unplug_stick("after-pull")
+    assert not kiosk.vm.find_journal("kiosk-station.service: Main process exited")
+
+
+def test_usb_keyboard_is_refused_and_types_nothing(kiosk: Kiosk) -> None:
+    """Row 25: a USB keyboard plugged in is not authorised; what it types reaches nothing."""
+    vm = kiosk.vm
+    before = vm.screen_pixels()
+    vm.plug_keyboard("evil-kbd")
+    refused = kiosk.wait(
+        "the keyboard refused",
+        lambda: vm.find_journal("USB device refused", identifier="kiosk-usb"),
+        60,
+    )
+    assert "interfaces=03" in refused, refused
+    for keys in (["ctrl", "c"], ["ctrl", "q"], ["alt", "f2"], ["ret"], ["esc"], ["a"]):
+        vm.send_keys(keys, device="evil-kbd")
+    time.sleep(3)
+    vm.poll()
+    kiosk.shot("usb-keyboard-refused")
+    assert not any("QEMU USB Keyboard" in m and "input:" in m for m in vm.journal_lines()), (
+        "the kernel made an input device of the refused keyboard"
+    )
+    assert vm.screen_pixels()[2] == before[2], "the screen changed after keys on a refused keyboard"
+    vm.unplug("evil-kbd")
+
+
+def test_kiosk_keys_do_nothing(kiosk: Kiosk) -> None:
+    """Row 26: Ctrl+C, Ctrl+Q, Ctrl+Alt+F2, Alt+F2 on the kiosk's own keyboard: nothing."""
+    vm = kiosk.vm
+    before = vm.screen_pixels()
+    restarts_before = sum("kiosk-ui.service: Main process exited" in m for m in vm.journal_lines())
+    for keys in (
+        ["ctrl", "c"],
+        ["ctrl", "q"],
+        ["ctrl", "alt", "f2"],
+        ["alt", "f2"],
+        ["ctrl", "alt", "delete"],
+        ["alt", "sysrq", "b"],
+    ):
+        vm.send_keys(keys)  # the machine's own PS/2 keyboard, present at boot
+        time.sleep(0.5)
+    time.sleep(3)
+    vm.poll()
+    kiosk.shot("after-ctrl-alt-f2")
+    restarts_after = sum("kiosk-ui.service: Main process exited" in m for m in vm.journal_lines())
+    assert restarts_after == restarts_before, "the UI exited on a key"
+    assert not vm.find_journal("SysRq"), "SysRq reached the kernel"
+    assert not vm.find_journal("Reached target reboot.target")
+    assert colour_share(vm.screen_pixels(), (0, 0, 0), tol=8) < 0.98, "the screen went black"
+    del before

@@ -59,7 +59,8 @@ def series(
                 today=day == today,
             )
         )
-    ticks = [(round(height - height * k / 4, 2), top * k // 4) for k in range(5)]
+    steps = min(4, top)  # a scale of 2 gets 0, 1, 2, not 0, 0, 1, 1, 2
+    ticks = [(round(height - height * k / steps, 2), top * k // steps) for k in range(steps + 1)]
     return Series(bars, top, ticks, height)
 
 

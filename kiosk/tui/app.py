@@ -32,6 +32,7 @@ FRAME_S = 0.1  # at most 10 redraws a second, whatever the event rate
 class KioskApp(App[None], inherit_bindings=False):
     """Full-screen kiosk UI; no key or click can quit it, open a palette or paste into it."""
 
+    TITLE = "Station Blanche"
     ENABLE_COMMAND_PALETTE = False
     ALLOW_SELECT = False
     # No quit, no palette, no suspend: only moving between the few buttons and backing out.

@@ -61,6 +61,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
     Bar > .bar--todo { background: $bar-todo; }
     #lead { width: 100%; text-style: bold; text-align: center; margin: 0 0 1 0; }
     #lines { width: 100%; text-align: center; }
+    #after { width: 100%; text-align: center; margin: 1 0 0 0; }
     #current { width: 100%; text-align: center; text-style: bold; margin: 1 0 0 0; }
     #findings {
         width: 100%; height: auto; margin: 1 0 0 0; padding: 0 1;
@@ -97,6 +98,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
             current.add_class("accent")
             yield current
             yield Findings(id="findings")
+            yield _static("after")
             yield Horizontal(id="buttons")
         yield _static("footer")
 
@@ -116,6 +118,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         self._text("lines", "\n".join(spec.lines))
         self._current(spec)
         self._findings(spec)
+        self._text("after", "\n".join(spec.after))
         self._text("footer", spec.footer, hide=False)
         if previous is None or previous.buttons != spec.buttons:
             self._buttons(spec)

@@ -90,6 +90,7 @@ class Spec:
     lead: str = ""  # the bold sentence under the caption
     lines: tuple[str, ...] = ()
     findings: tuple[tuple[str, str], ...] = ()  # (name, why)
+    after: tuple[str, ...] = ()  # sentences under the findings
     progress: float | None = None
     current: tuple[str, str] | None = None  # (label, name) of the file being scanned
     buttons: tuple[Button, ...] = ()
@@ -216,6 +217,11 @@ def _session_screen(session: Session, ctx: Context) -> Spec:
             big=_("THANK YOU"),
             caption=_("Please remove your USB stick"),
             lead=_("Thank you!"),
+            # Whoever pressed "Done" on a bad result is reminded of it until the stick leaves.
+            lines=()
+            if verdict.verdict == "clean"
+            else (_("Remember: this stick is not safe to use."),),
+            footer=_scan_code(ctx, verdict),
             session_id=session.session_id,
         )
     if session.confirming_delete:
@@ -331,8 +337,9 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
             big="VIRUS" if infected else _("DANGER"),
             caption=caption,
             lead=_("Do not use this stick. Tell {contact}.").format(contact=ctx.contact),
-            lines=(*outcome, *_refused(session, ctx), _("Remove your USB stick.")),
+            lines=(*outcome, *_refused(session, ctx)),
             findings=_findings(verdict, ctx),
+            after=(_("Remove your USB stick."),),
             buttons=buttons,
             footer=footer,
             session_id=session.session_id,
@@ -362,11 +369,11 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
         big=_("WARNING"),
         caption=_("SCAN NOT FINISHED") if interrupted else _("CANNOT BE VERIFIED"),
         lead=ctx.words.tree_reason(reason),
-        lines=(
-            *outcome,
+        lines=outcome,
+        findings=_findings(verdict, ctx),
+        after=(
             _("This stick is not guaranteed safe. Tell {contact}.").format(contact=ctx.contact),
         ),
-        findings=_findings(verdict, ctx),
         buttons=(dismiss,),
         footer=footer,
         session_id=session.session_id,
@@ -406,8 +413,8 @@ def _findings(
             display_name(finding.threat, max_chars=40) if finding.threat else None,
             finding.verdict,
         )
-        name_room = max(12, ctx.width - len(why) - 8)
-        shown.append((display_name(finding.path, max_chars=name_room), why))
+        # The widget puts the reason under the name when both do not fit on one line.
+        shown.append((display_name(finding.path, max_chars=max(12, ctx.width - 4)), why))
     hidden = (verdict.findings_total if not infected_only else len(rows)) - len(shown)
     if hidden > 0:
         more = ctx.words.n_("... and {n} more file", "... and {n} more files", hidden)

@@ -118,15 +118,26 @@ class Findings(Widget):
     def render(self) -> Text:
         """One line per file; names are display forms already, shown as plain text."""
         why_style = self.get_component_rich_style("findings--why")
+        width = self.size.width
         out = Text(no_wrap=True, overflow="ellipsis")
         for index, (name, why) in enumerate(self.rows):
             if index:
                 out.append("\n")
             out.append(name, "bold")
-            if why:
+            if why and len(name) + 2 + len(why) <= width:
                 out.append("  ")
                 out.append(why, why_style)
+            elif why:
+                out.append("\n    ")
+                out.append(why, why_style)
         return out
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """One line per file, two when the reason does not fit beside the name."""
+        return (
+            sum(1 if not why or len(name) + 2 + len(why) <= width else 2 for name, why in self.rows)
+            or 1
+        )
 
 
 class KioskButton(Static, can_focus=True):

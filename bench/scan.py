@@ -118,7 +118,8 @@ def run_kiosk(root: Path, sock: Path) -> tuple[float, int, dict[str, object]]:
         stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    out = proc.stdout.read()
+    with proc.stdout:
+        out = proc.stdout.read()
     _pid, _status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     return wall, usage.ru_maxrss * 1024, json.loads(out)

@@ -393,14 +393,25 @@ def _error_reason(reply: EngineReply) -> Reason:
     return Reason.ENGINE_ERROR
 
 
+_buffers = threading.local()
+
+
 def _hash(fd: int) -> tuple[str, int]:
-    """Return the sha256 and length of the whole file, read with pread (the fd offset stays 0)."""
+    """Return the sha256 and length of the whole file, read with pread (the fd offset stays 0).
+
+    Each thread reads into its own reused buffer: fresh 1 MB objects per read fragment glibc's
+    per-thread arenas and tripled the peak memory on a corpus of large files.
+    """
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
     digest = hashlib.sha256()
     offset = 0
     while True:
-        chunk = os.pread(fd, _HASH_CHUNK, offset)
-        if not chunk:
+        count = os.preadv(fd, [buffer], offset)
+        if not count:
             break
-        digest.update(chunk)
-        offset += len(chunk)
+        digest.update(view[:count])
+        offset += count
     return digest.hexdigest(), offset

@@ -1,4 +1,4 @@
-"""What `kiosk scan` shows a person: a progress bar on stderr and a short summary in French or English.
+"""What `kiosk scan` shows a person: a progress bar on stderr and a short summary (fr or en).
 
 Every name goes through `kiosk.names.display_name`: nothing from the tree reaches the terminal raw.
 """
@@ -33,10 +33,10 @@ def _size(n: int, language: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60:02d} s"
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    return f"{whole // 60} min {whole % 60:02d} s"
 
 
 class ProgressBar:
@@ -57,15 +57,19 @@ class ProgressBar:
         self.last = now
         width = shutil.get_terminal_size((80, 24)).columns
         total = progress.bytes_total or 1
-        fraction = min(1.0, progress.bytes_done / total) if progress.bytes_total else (
-            progress.files_done / max(1, progress.files_total)
+        fraction = (
+            min(1.0, progress.bytes_done / total)
+            if progress.bytes_total
+            else (progress.files_done / max(1, progress.files_total))
         )
         eta = "" if progress.eta_s is None else " ~" + _duration(progress.eta_s)
         counts = f" {progress.files_done}/{progress.files_total}{eta} "
         current = display_name(progress.current or "", max(10, width // 3))
         bar_width = max(10, width - len(counts) - len(current) - 10)
         filled = int(bar_width * fraction)
-        line = f"{fraction * 100:3.0f}% [{'#' * filled}{'.' * (bar_width - filled)}]{counts}{current}"
+        line = (
+            f"{fraction * 100:3.0f}% [{'#' * filled}{'.' * (bar_width - filled)}]{counts}{current}"
+        )
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))
         self.stream.flush()
 

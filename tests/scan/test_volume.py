@@ -21,8 +21,9 @@ def _scan_with_rusage(path, clamd):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     # Read while it runs, then reap it ourselves to get its own peak memory.
-    stdout = proc.stdout.read()
-    proc.stderr.read()
+    with proc.stdout, proc.stderr:
+        stdout = proc.stdout.read()
+        proc.stderr.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, json.loads(stdout), usage.ru_maxrss * 1024

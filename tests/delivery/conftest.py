@@ -132,3 +132,6 @@ def shipper_config(tmp_path: Path, central: Central, **shipper: object) -> Path:
     path.write_text("\n".join(lines) + "\n")
     Config()  # the file is parsed by the subprocess; load_config checks it there
     return path
+
+
+from tests.server.conftest import postgres  # noqa: E402, F401 (the session's PostgreSQL)

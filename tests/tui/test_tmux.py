@@ -1,0 +1,160 @@
+"""The real `kiosk ui` on a terminal with TERM=linux (tmux), fed names full of escape sequences.
+
+The pane must show the names escaped, keep its title, not be cleared, and the app must survive
+Ctrl+C, Ctrl+Q, Escape, Ctrl+P, Ctrl+Z and typed markup (THREATS.md rows 8 and 26).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tui.fake_station import finding, health, hello, session, verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = "Docs/\x1b[2J\x1b]0;pwned\x07[@click=app.quit]x[/red]\u202egpj.exe"
+THREAT = "Eicar\x1b]2;pwned-too\x07"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+# The Linux console has 8 background colours: SGR 40-47 (and 49, the default); no 48;5/48;2
+# (256 colours, truecolor) and no bright 100-107.
+CONSOLE_BACKGROUNDS = {str(n) for n in range(40, 48)} | {"49"}
+
+
+def backgrounds(screen: str) -> set[str]:
+    """The background parameters of every SGR sequence on the captured screen."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", screen):
+        parts = params.split(";")
+        index = 0
+        while index < len(parts):
+            part = parts[index]
+            if part in ("38", "48"):
+                width = 3 if parts[index + 1 : index + 2] == ["5"] else 5
+                if part == "48":
+                    found.add(";".join(parts[index : index + width]))
+                index += width
+                continue
+            if part.isdigit() and (40 <= int(part) <= 49 or 100 <= int(part) <= 107):
+                found.add(part)
+            index += 1
+    return found
+
+
+class Tmux:
+    """A private tmux server (its own socket), so the test touches no other tmux."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: str) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.name, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "kiosk")
+
+    def wait_for(self, text: str, steps: int = 300) -> str:
+        shown = ""
+        for _ in range(steps):
+            shown = self.screen()
+            if text in shown:
+                return shown
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never shown; screen:\n{shown}")
+
+
+@pytest.fixture
+def tmux():
+    server = Tmux(f"kiosk-test-{os.getpid()}")
+    yield server
+    subprocess.run(["tmux", "-L", server.name, "kill-server"], capture_output=True, check=False)
+
+
+def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
+    sid = "a1"
+    script = [
+        hello(),
+        health(),
+        session(sid, "verdict"),
+        verdict(
+            sid,
+            "infected",
+            "threats_found",
+            [finding(HOSTILE, "infected", threat=THREAT)],
+            delete="offer",
+        ),
+    ]
+    (short_dir / "script.json").write_text(json.dumps(script), encoding="utf-8")
+    (short_dir / "kiosk.toml").write_text('[ui]\ncontact = "Mme Martin [/red]"\n', encoding="utf-8")
+    sock = short_dir / "events.sock"
+    station = subprocess.Popen(
+        [sys.executable, "-m", "tests.tui.fake_station", str(sock), str(short_dir / "script.json")],
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        command = (
+            f"env TERM=linux {sys.executable} -m kiosk ui --socket {sock} "
+            f"--config {short_dir / 'kiosk.toml'} --log {short_dir / 'ui.log'}"
+        )
+        tmux(
+            "new-session",
+            "-d",
+            "-s",
+            "kiosk",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(ROOT),
+            "sh",
+            "-c",
+            command,
+        )
+        tmux("set-option", "-t", "kiosk", "remain-on-exit", "on")
+        tmux("rename-window", "-t", "kiosk", "kiosk")
+        tmux("set-option", "-t", "kiosk", "allow-rename", "on")
+        tmux("select-pane", "-t", "kiosk", "-T", "kiosk-pane")
+        shown = tmux.wait_for("1 MENACE DÉTECTÉE")
+        # The name is on screen, escaped; nothing in it cleared the screen or moved the cursor.
+        assert "\\x1b[2J\\x1b]0;pwned\\x07[@click=app.quit]x[/red]<U+202E>gpj.exe" in shown
+        assert "Eicar\\x1b]2;pwned-too\\x07" in shown
+        assert "Prévenez Mme Martin [/red]." in shown
+        assert "VIRUS" not in shown  # the big word is block letters, not text...
+        assert "Code d'analyse : N4OC-6TUN" in shown  # ...and the rest of the screen is intact
+        colours = tmux("capture-pane", "-p", "-e", "-t", "kiosk")
+        assert backgrounds(colours) <= CONSOLE_BACKGROUNDS, backgrounds(colours)
+        assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{pane_title}")
+        assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{window_name}")
+        for key in ("C-c", "C-q", "Escape", "C-p", "C-z", "C-d", "C-backslash"):
+            tmux("send-keys", "-t", "kiosk", key)
+        tmux("send-keys", "-t", "kiosk", "-l", "[@click=app.quit]exit")
+        time.sleep(1.0)  # give a wrongly bound key the time to act; nothing is measured
+        assert tmux("display-message", "-p", "-t", "kiosk", "#{pane_dead}").strip() == "0"
+        tmux.wait_for("1 MENACE DÉTECTÉE")
+    finally:
+        station.terminate()
+        station.wait(10)

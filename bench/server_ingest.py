@@ -1,0 +1,137 @@
+"""Ingest: reports per second from many concurrent stations, into a real uvicorn, SQLite and PG.
+
+Every station has its own token; bodies are prepared beforehand so the client spends its CPU on
+HTTP only (client and server share this machine's cores: the figure is a floor, not a ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from kiosk.models import FileVerdict, Finding, TreeVerdict
+from kiosk.server import security
+from kiosk.server.db import Database
+from kiosk.server.migrate import upgrade
+from kiosk.server.tables import Station
+from tests.server.support import Uvicorn, free_port, make_report, start_postgres, write_config
+
+
+def _stations(url: str, count: int) -> dict[str, str]:
+    from kiosk.models import utcnow
+
+    db = Database(url)
+    upgrade(db)
+    tokens = {}
+    with db.write() as session:
+        for i in range(count):
+            token = security.new_token()
+            session.add(
+                Station(
+                    id=f"st-{i}", name=f"Station {i}", school="", location="", problems="",
+                    created_at=utcnow(), token_hash=security.token_hash(token),
+                )
+            )  # fmt: skip
+            tokens[f"st-{i}"] = token
+    db.dispose()
+    return tokens
+
+
+def _bodies(tokens: dict[str, str], per_station: int) -> list[list[tuple[str, bytes]]]:
+    queues = []
+    for station, token in tokens.items():
+        queue = []
+        for i in range(per_station):
+            infected = i % 10 == 0
+            findings = (
+                tuple(
+                    Finding(path=f"d/f{k}.exe", verdict=FileVerdict.INFECTED, threat="Eicar")
+                    for k in range(3)
+                )
+                if infected
+                else ()
+            )
+            verdict = TreeVerdict.INFECTED if infected else TreeVerdict.CLEAN
+            report = make_report(station, verdict=verdict, findings=findings)
+            queue.append((token, json.dumps(report.to_dict()).encode()))
+        queues.append(queue)
+    return queues
+
+
+async def _run(base: str, queues: list[list[tuple[str, bytes]]]) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=len(queues), max_keepalive_connections=len(queues))
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+
+        async def station(queue: list[tuple[str, bytes]]) -> None:
+            # One station sends one report after another, as the shipper does.
+            for token, body in queue:
+                t0 = time.perf_counter()
+                answer = await client.post(
+                    "/api/v1/reports",
+                    content=body,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                )
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if answer.status_code != 201:
+                    raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(station(q) for q in queues))
+        return time.perf_counter() - started, latencies
+
+
+def measure(url: str, label: str, stations: int, per_station: int, workers: int) -> None:
+    """Create stations, serve, send, print."""
+    tokens = _stations(url, stations)
+    queues = _bodies(tokens, per_station)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        config = write_config(Path(tmp) / "s.toml", url, retention_days=0)
+        server = Uvicorn(config, free_port(), Path(tmp) / "log", env={}, workers=workers)
+        server.start()
+        try:
+            seconds, latencies = asyncio.run(_run(server.url, queues))
+        finally:
+            server.stop()
+    total = stations * per_station
+    latencies.sort()
+    print(
+        f"  {label:24} {total:6} reports from {stations} stations in {seconds:5.1f} s: "
+        f"{total / seconds:6.0f} reports/s   (p50 {statistics.median(latencies):.0f} ms, "
+        f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.0f} ms per POST)",
+        flush=True,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the ingest benchmark on SQLite, then PostgreSQL."""
+    parser = argparse.ArgumentParser(prog="python -m bench server ingest")
+    parser.add_argument("--stations", type=int, default=100)
+    parser.add_argument("--per-station", type=int, default=40)
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    args = parser.parse_args(argv)
+    if args.backend in ("sqlite", "both"):
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
+                measure(
+                    f"sqlite:///{tmp}/central.db", f"sqlite, {workers} worker(s)",
+                    args.stations, args.per_station, workers,
+                )  # fmt: skip
+    if args.backend in ("postgres", "both"):
+        pg = start_postgres()
+        try:
+            for workers in (1, 2):
+                measure(
+                    pg.create_database(), f"postgres, {workers} worker(s)",
+                    args.stations, args.per_station, workers,
+                )  # fmt: skip
+        finally:
+            pg.stop()
+    return 0

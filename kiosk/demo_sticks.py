@@ -34,7 +34,7 @@ def infected_stick(root: Path) -> None:
     """Two copies of the EICAR test virus (one under a name full of markup) among clean files."""
     clean_stick(root, files=300)
     _write(root / "Jeux" / "setup_crack.exe", EICAR)
-    _write(root / "Documents" / "Facture[link=https://evil.example]ICI[/link].pdf", EICAR)
+    _write(root / "Documents" / "Facture [@click=app.quit]urgente[b red].pdf", EICAR)
 
 
 def encrypted_stick(root: Path) -> None:

@@ -270,6 +270,9 @@ class StickMount:
         self.allowed = frozenset(allowed)
         self.writable = writable
         self.root: Path | None = None
+        # What to scan: ("", root) for one filesystem; ("1", root/1), ("2", root/2)... for several
+        # (the scanner does not cross into another filesystem, so each is scanned on its own).
+        self.roots: list[tuple[str, Path]] = []
         self.mounted: list[Volume] = []  # volumes as mounted, with probed fs_type filled in
         self._stack = ExitStack()
 
@@ -293,6 +296,7 @@ class StickMount:
             # A demo folder is scanned where it is: nothing to mount.
             self.root = Path(folders[0].node or folders[0].key)
             self.mounted = folders[:1]
+            self.roots = [("", self.root)]
             return self.root
         session_dir = private_dir(self.base) / self.name
         session_dir.mkdir(mode=0o700)
@@ -304,6 +308,7 @@ class StickMount:
                 target.mkdir(mode=0o700)
                 self._stack.callback(_rmdir, target)
             self.mounted.append(self._mount_one(volume, target))
+            self.roots.append(("" if single else str(index), target))
         self.root = session_dir
         return session_dir
 

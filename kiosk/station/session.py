@@ -9,6 +9,7 @@ and the pure or blocking helpers the driver calls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import json
 import logging
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.models import DeviceInfo, FileVerdict, Report, utcnow
+from kiosk.models import DeviceInfo, FileVerdict, Report, TreeVerdict, utcnow
 from kiosk.names import display_name, unescape_name
 from kiosk.protocol import MAX_FINDINGS, EventType, State, event
 from kiosk.station.device import Volume, stick_info
@@ -114,6 +115,41 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
     finally:
         waiter.cancel()
     return event.is_set()
+
+
+_WORST_FIRST = (
+    TreeVerdict.INFECTED,
+    TreeVerdict.SUSPICIOUS,
+    TreeVerdict.INCOMPLETE,
+    TreeVerdict.ERROR,
+    TreeVerdict.CLEAN,
+)
+
+
+def merge_reports(parts: list[tuple[str, Report]]) -> Report:
+    """Fold the reports of a stick's filesystems into one (paths prefixed with the volume's dir)."""
+    if len(parts) == 1 and parts[0][0] == "":
+        return parts[0][1]
+    worst = min((r for _, r in parts), key=lambda r: _WORST_FIRST.index(r.verdict))
+    counts: dict[str, int] = {}
+    for _, part in parts:
+        for key, value in part.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    findings = [
+        dataclasses.replace(f, path=f"{prefix}/{f.path}" if prefix else f.path)
+        for prefix, part in parts
+        for f in part.findings
+    ]
+    return dataclasses.replace(
+        worst,
+        started_at=min(r.started_at for _, r in parts),
+        finished_at=max(r.finished_at for _, r in parts),
+        files_total=sum(r.files_total for _, r in parts),
+        bytes_total=sum(r.bytes_total for _, r in parts),
+        counts=counts,
+        findings=tuple(sorted(findings, key=lambda f: (f.rank, f.path))),
+        engine=next((r.engine for _, r in parts if r.engine), None),
+    )
 
 
 def infected_paths(report: Report) -> list[str]:

@@ -47,6 +47,7 @@ from kiosk.station.session import (
     infected_paths,
     journal,
     journal_line,
+    merge_reports,
     wait_event,
 )
 from kiosk.station.source import DeviceSource
@@ -274,7 +275,7 @@ class Station:
             allowed=self.settings.filesystems,
         )
         try:
-            root = await asyncio.to_thread(mount.open)
+            await asyncio.to_thread(mount.open)
         except MountError as exc:
             await asyncio.to_thread(mount.close)
             reason = Reason.DEVICE_REMOVED if session.removed.is_set() else exc.reason
@@ -287,7 +288,11 @@ class Station:
                 stick_info(mount.mounted), size=session.info().size
             )
             self._set_state(session, State.PREFLIGHT)
-            return await self._scan(session, root, report_id)
+            parts = [
+                (prefix, await self._scan(session, part_root, report_id))
+                for prefix, part_root in mount.roots
+            ]
+            return merge_reports(parts)
         finally:
             await asyncio.to_thread(mount.close)
 

@@ -24,10 +24,10 @@ pytestmark = [needs_root, pytest.mark.root, pytest.mark.slow]
 def begun_rows(db: Path) -> int:
     if not db.exists():
         return 0
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    con = sqlite3.connect(db, timeout=10)
     try:
         return int(con.execute("SELECT count(*) FROM reports WHERE state='begun'").fetchone()[0])
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError:  # the station has not created the table yet
         return 0
     finally:
         con.close()
@@ -63,19 +63,25 @@ async def test_sigkill_mid_scan_loses_nothing(station_config: Config, tmp_path: 
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "LANGUAGE": "en"},
     )
+    caught = False
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()  # the small stick's verdict: committed before printed
         assert "no threat found" in first, first
         deadline = time.monotonic() + 120
-        while not (begun_rows(db) and mounts_under(mount_dir)) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if begun_rows(db) and mounts_under(mount_dir):
+                # Freeze it first: a stopped station cannot commit behind our back.
+                proc.send_signal(signal.SIGSTOP)
+                caught = begun_rows(db) == 1
+                break
             time.sleep(0.02)
-        assert begun_rows(db) == 1 and mounts_under(mount_dir), "the big stick never started"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         if proc.stdout is not None:
             proc.stdout.close()
+    assert caught, "the station was not caught between beginning and committing the big stick"
     assert proc.returncode == -signal.SIGKILL
     assert mounts_under(mount_dir)  # a killed station leaves its mount behind ...
 

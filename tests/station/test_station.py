@@ -14,6 +14,7 @@ from kiosk.config import Config
 from kiosk.delivery.health import read_health
 from kiosk.models import Report
 from kiosk.protocol import Command, command
+from kiosk.station.device import Kind, Volume
 from kiosk.station.outbox import Outbox
 from kiosk.station.source import block_volume
 from tests.station.conftest import Live, live_station, make_config, needs_root
@@ -157,10 +158,12 @@ async def test_delete_always_and_empty_and_unreadable_sticks(
         assert mounts_under(Path(config.station.mount_dir)) == []
 
 
+@pytest.mark.parametrize("how", ["medium_gone", "udev_remove"])
 async def test_stick_pulled_mid_scan_then_next_stick(
-    station_config: Config, loops: Loops, tmp_path: Path
+    station_config: Config, loops: Loops, tmp_path: Path, how: str
 ) -> None:
-    """Row 17: the medium goes away under the scan; no udev event: the station notices alone."""
+    """Row 17: the medium goes away under the scan with no udev event (the station notices by
+    itself), or udev says `remove` while the device still answers."""
     tree = tmp_path / "many"
     tree.mkdir()
     for i in range(3000):
@@ -176,12 +179,16 @@ async def test_stick_pulled_mid_scan_then_next_stick(
             lambda m: m.get("type") == "progress" and m["files_done"] > 0, timeout=120
         )
         assert progress["files_total"] == 3000
-        loops.pull(big, big_image)
+        if how == "medium_gone":
+            loops.pull(big, big_image)
+        else:
+            live.source.unplug(volume)
         verdict = await verdict_of(live)
         assert verdict["verdict"] == "incomplete"
         assert verdict["reason"] == "device_removed"
         assert verdict["files_total"] == 3000
         assert verdict["counts"].get("clean", 0) < 3000
+        assert verdict["session_id"] == progress["session_id"]
         await live.screen.wait_for(lambda m: m.get("type") == "removed")
         assert mounts_under(Path(station_config.station.mount_dir)) == []
         live.source.unplug(volume)  # udev's late word on it changes nothing
@@ -328,3 +335,31 @@ async def test_second_stick_waits_in_the_queue(
         await live.screen.wait_for(
             lambda m: m.get("type") == "removed" and m["session_id"] == v2["session_id"]
         )
+
+
+async def test_two_partitions_of_one_stick_are_one_session(
+    station_config: Config, loops: Loops, tmp_path: Path
+) -> None:
+    first = loops.attach(make_image(tmp_path / "p1.img", "ext4",
+                                    stick_tree(tmp_path / "a", infected=False), size_mb=16))
+    second = loops.attach(make_image(tmp_path / "p2.img", "ext4", stick_tree(tmp_path / "b"),
+                                     size_mb=16))
+    parts = [
+        Volume(key=f"/sys/stick/{n}", stick="/sys/stick", kind=Kind.PARTITION, node=node,
+               bus="usb", fs_type="ext4", label=f"P{n}", vendor="Acme", size=16 << 20)
+        for n, node in ((1, first), (2, second))
+    ]
+    async with live_station(station_config) as live:
+        for part in parts:
+            live.source.plug(part)
+        verdict = await verdict_of(live)
+        assert verdict["verdict"] == "infected", verdict
+        assert verdict["files_total"] == 42  # 20 + 20 + 2 infected, both filesystems
+        infected = sorted(f["path"] for f in verdict["findings"] if f["verdict"] == "infected")
+        assert infected == ["2/Cours/virus.com", "2/caché/encore.txt"]
+        sessions = {m["session_id"] for m in live.screen.of("session")}
+        assert sessions == {verdict["session_id"]}
+        device = live.screen.of("session")[-1]["device"]
+        assert device["fs_type"] == "ext4" and device["label"] == "P1,P2"
+        live.source.unplug(parts[1])  # one partition leaving ends the stick's session
+        await live.screen.wait_for(lambda m: m.get("type") == "removed")

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.models import Action as ReportAction
 from kiosk.models import DeviceInfo, FileVerdict, Report, TreeVerdict, utcnow
 from kiosk.names import display_name, unescape_name
 from kiosk.protocol import MAX_FINDINGS, EventType, State, event
@@ -50,6 +51,7 @@ class Session:
     removed: asyncio.Event = field(default_factory=asyncio.Event)
     dismissed: asyncio.Event = field(default_factory=asyncio.Event)
     delete_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    pending_actions: tuple[ReportAction, ...] = ()  # done to the stick, for the next report
     last_progress: bytes | None = None
     last_progress_at: float = 0.0
     first_progress_at: float | None = None  # monotonic clock, for the journal and the bench

@@ -248,23 +248,33 @@ class Station:
 
     async def _scan_session(self, session: Session) -> None:
         session.queued = 0
-        report_id = new_report_id()
         session.device = stick_info(session.volumes)
+        await self._begin_and_scan(session)
+
+    async def _begin_and_scan(self, session: Session, extra: dict[str, Any] | None = None) -> None:
+        """Record the session in the outbox, mount and scan, commit, publish the verdict."""
+        report_id = new_report_id()
         started = utcnow()
         try:
             await asyncio.to_thread(
-                self.outbox.begin, report_id, started, session.device, self.settings.id
+                self.outbox.begin, report_id, started, session.info(), self.settings.id
             )
         except OutboxError as exc:
             log.error("new session refused: %s", exc)
             self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
-            await self._finish(session, _failed(report_id, started, Reason.OUTBOX_FULL, str(exc)),
-                               commit=False)
+            refused = _failed(report_id, started, Reason.OUTBOX_FULL, str(exc))
+            await self._finish(session, refused, commit=False)
             return
         if health_mod.OUTBOX_FULL in self.health.problems:
             self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, False))
         self._set_state(session, State.MOUNTING)
-        report = await self._mount_and_scan(session, report_id, started)
+        try:
+            report = await self._mount_and_scan(session, report_id, started)
+        except Exception as exc:  # error boundary: a failure of ours is an error verdict, stored
+            log.exception("session %s: scan failed", session.session_id)
+            report = _failed(report_id, started, Reason.SCAN_ERRORS, repr(exc))
+        if extra is not None:
+            report = dataclasses.replace(report, extra={**report.extra, **extra})
         await self._finish(session, report)
 
     async def _mount_and_scan(self, session: Session, report_id: str, started: Any) -> Report:
@@ -362,7 +372,15 @@ class Station:
                 session.cancel.set()
 
     async def _finish(self, session: Session, report: Report, *, commit: bool = True) -> None:
-        report = report.with_station(self.settings.id, session.info(), report.actions)
+        actions = tuple(
+            dataclasses.replace(
+                a,
+                rescan_verdict=report.verdict,
+                ok=a.ok and report.verdict is TreeVerdict.CLEAN,
+            )
+            for a in session.pending_actions
+        )
+        report = report.with_station(self.settings.id, session.info(), report.actions + actions)
         report = dataclasses.replace(report, software_version=__version__)
         if commit:
             try:
@@ -378,7 +396,9 @@ class Station:
         if report.reason in _ENGINE_REASONS:
             self._health_wake.set()  # the engine failed a session: re-check health now
         infected = bool(infected_paths(report))
-        session.delete_policy = self.settings.delete_infected if infected and commit else "never"
+        # One deletion per session: after it, the verdict never offers another.
+        again = infected and commit and not actions
+        session.delete_policy = self.settings.delete_infected if again else "never"
         journal.info(journal_line(session, report, self.settings.id))
         self._set_state(session, State.VERDICT)
         verdict = session.verdict_event()
@@ -432,25 +452,16 @@ class Station:
             log.error("delete flow of session %s failed: %s", session.session_id, exc)
         finally:
             await asyncio.to_thread(writable.close)
-        rescan_id = new_report_id()
-        started = utcnow()
-        await asyncio.to_thread(
-            self.outbox.begin, rescan_id, started, session.info(), self.settings.id
-        )
-        self._set_state(session, State.MOUNTING)
-        rescan = await self._mount_and_scan(session, rescan_id, started)
         action = ReportAction(
             kind="delete_infected",
             at=utcnow(),
-            ok=not failed and rescan.verdict is TreeVerdict.CLEAN,
+            ok=not failed,
             files=tuple(done),
-            rescan_verdict=rescan.verdict,
             detail=detail or (f"{len(failed)} file(s) not deleted" if failed else None),
         )
-        rescan = dataclasses.replace(
-            rescan, actions=(action,), extra={"rescan_of": original.report_id}
-        )
-        await self._finish(session, rescan)
+        session.pending_actions = (action,)
+        await self._begin_and_scan(session, extra={"rescan_of": original.report_id})
+        session.pending_actions = ()
         session.delete_policy = "never"
 
     # -- commands from screens -------------------------------------------------------------

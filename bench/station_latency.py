@@ -58,8 +58,9 @@ async def _runs(work: Path, clamd_socket: Path, runs: int) -> list[tuple[float, 
                 done = asyncio.Event()
                 box: list[Session] = []
 
-                def seen(session: Session, done: asyncio.Event = done,
-                         box: list[Session] = box) -> None:
+                def seen(
+                    session: Session, done: asyncio.Event = done, box: list[Session] = box
+                ) -> None:
                     if session.state is State.VERDICT:
                         box.append(session)
                         done.set()
@@ -71,8 +72,12 @@ async def _runs(work: Path, clamd_socket: Path, runs: int) -> list[tuple[float, 
                 session = box[0]
                 assert session.report is not None and session.report.files_total == 50
                 assert session.first_progress_at and session.last_file_at and session.committed_at
-                figures.append((session.first_progress_at - session.detected_at,
-                                session.committed_at - session.last_file_at))
+                figures.append(
+                    (
+                        session.first_progress_at - session.detected_at,
+                        session.committed_at - session.last_file_at,
+                    )
+                )
                 source.unplug(volume)
                 await asyncio.wait_for(session.removed.wait(), 30)
                 while session.state is not State.ENDED:
@@ -92,7 +97,11 @@ def latency(work: Path, clamd_socket: Path, runs: int) -> None:
     first = [f[0] * 1000 for f in figures]
     commit = [f[1] * 1000 for f in figures]
     print(f"latency over {len(figures)} loop-device sessions (ext4, 50 files):")
-    print(f"  appearance -> first progress: median {statistics.median(first):.1f} ms "
-          f"(min {min(first):.1f}, max {max(first):.1f})")
-    print(f"  last file -> report committed: median {statistics.median(commit):.1f} ms "
-          f"(min {min(commit):.1f}, max {max(commit):.1f})")
+    print(
+        f"  appearance -> first progress: median {statistics.median(first):.1f} ms "
+        f"(min {min(first):.1f}, max {max(first):.1f})"
+    )
+    print(
+        f"  last file -> report committed: median {statistics.median(commit):.1f} ms "
+        f"(min {min(commit):.1f}, max {max(commit):.1f})"
+    )

@@ -79,9 +79,7 @@ async def _main(config: Config, demo: list[Path]) -> int:
     else:
         from kiosk.station.udev import UdevSource  # pyudev only for the real daemon
 
-        source = UdevSource(
-            usb_only=config.station.usb_only, pattern=config.station.device_pattern
-        )
+        source = UdevSource(usb_only=config.station.usb_only, pattern=config.station.device_pattern)
     station = Station(config, source)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -104,8 +102,9 @@ async def play_demo(station: Station, source: ManualSource, paths: list[Path]) -
         reached = asyncio.Event()
         found: list[Session] = []
 
-        def listener(session: Session, reached: asyncio.Event = reached,
-                     found: list[Session] = found) -> None:
+        def listener(
+            session: Session, reached: asyncio.Event = reached, found: list[Session] = found
+        ) -> None:
             if session.state in (State.VERDICT, State.ENDED):
                 found.append(session)
                 reached.set()

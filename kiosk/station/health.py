@@ -139,7 +139,11 @@ def selftest(engine: ScanEngine, previous: Health) -> Health:
 
 
 def _judged(
-    previous: Health, engine: EngineInfo | None, *, ok: bool, problem: str | None,
+    previous: Health,
+    engine: EngineInfo | None,
+    *,
+    ok: bool,
+    problem: str | None,
     detail: str | None,
 ) -> Health:
     keep = previous.problems & {OUTBOX_FULL}

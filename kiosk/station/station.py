@@ -332,8 +332,10 @@ class Station:
         finally:
             watcher.cancel()
         unfinished = report.verdict in (TreeVerdict.INCOMPLETE, TreeVerdict.ERROR)
-        if unfinished and not session.removed.is_set() and not await asyncio.to_thread(
-            self._present, session
+        if (
+            unfinished
+            and not session.removed.is_set()
+            and not await asyncio.to_thread(self._present, session)
         ):
             # Reads fail at once on a vanished medium: the scan may end before the watcher looks.
             session.removed.set()
@@ -522,8 +524,13 @@ class Station:
 
 
 _ENGINE_REASONS = frozenset(
-    {Reason.ENGINE_DOWN, Reason.CANARY_MISSED, Reason.SIGNATURES_OLD, Reason.PREFLIGHT_FAILED,
-     Reason.ENGINE_LOST}
+    {
+        Reason.ENGINE_DOWN,
+        Reason.CANARY_MISSED,
+        Reason.SIGNATURES_OLD,
+        Reason.PREFLIGHT_FAILED,
+        Reason.ENGINE_LOST,
+    }
 )
 
 

@@ -28,9 +28,22 @@ def test_demo_scans_folders_in_turn(station_config: Config, tmp_path: Path) -> N
     )
     socket_dir = Path(s.event_socket).parent
     result = subprocess.run(
-        [sys.executable, "-m", "kiosk", "station", "--config", str(conf),
-         "--socket", s.event_socket, "--demo", str(clean), str(bad)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "kiosk",
+            "station",
+            "--config",
+            str(conf),
+            "--socket",
+            s.event_socket,
+            "--demo",
+            str(clean),
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "LANGUAGE": "fr"},
     )
     shutil.rmtree(socket_dir, ignore_errors=True)
@@ -46,8 +59,7 @@ def test_demo_scans_folders_in_turn(station_config: Config, tmp_path: Path) -> N
     box.close()
 
 
-def test_daemon_serves_screens_and_stops_on_sigterm(station_config: Config,
-                                                    tmp_path: Path) -> None:
+def test_daemon_serves_screens_and_stops_on_sigterm(station_config: Config, tmp_path: Path) -> None:
     import signal
     import socket
     import time
@@ -63,7 +75,9 @@ def test_daemon_serves_screens_and_stops_on_sigterm(station_config: Config,
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "kiosk", "station", "--config", str(conf)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

@@ -58,9 +58,20 @@ async def test_sigkill_mid_scan_loses_nothing(station_config: Config, tmp_path: 
     mount_dir = Path(station_config.station.mount_dir)
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk", "station", "--config", str(conf), "--demo",
-         str(small), str(big)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kiosk",
+            "station",
+            "--config",
+            str(conf),
+            "--demo",
+            str(small),
+            str(big),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "LANGUAGE": "en"},
     )
     caught = False
@@ -92,8 +103,9 @@ async def test_sigkill_mid_scan_loses_nothing(station_config: Config, tmp_path: 
             assert lost.verdict is TreeVerdict.INCOMPLETE
             assert lost.reason is Reason.INTERRUPTED
             assert lost.device is not None and lost.device.model == "demo"
-            health = await live.screen.wait_for(lambda m: m.get("type") == "health"
-                                                and m["outbox_backlog"] == 2)
+            health = await live.screen.wait_for(
+                lambda m: m.get("type") == "health" and m["outbox_backlog"] == 2
+            )
             assert health["outbox_backlog"] == 2
         box = Outbox(db)
         reports = box.pending()

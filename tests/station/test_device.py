@@ -96,15 +96,45 @@ def test_filter_usb_only_and_pattern() -> None:
 
 
 def test_stick_info_joins_volumes(tmp_path: Path) -> None:
-    disk = Volume(key="d", stick="d", kind=Kind.DISK, node="/dev/sdb", partition_table=True,
-                  vendor="V", model="M", serial="S", size=1000)
-    p1 = Volume(key="d/1", stick="d", kind=Kind.PARTITION, node="/dev/sdb1", fs_type="vfat",
-                label="A", vendor="V", model="M", serial="S", size=400)
-    p2 = Volume(key="d/2", stick="d", kind=Kind.PARTITION, node="/dev/sdb2", fs_type="ext4",
-                label="B", vendor="V", model="M", serial="S", size=600)
+    disk = Volume(
+        key="d",
+        stick="d",
+        kind=Kind.DISK,
+        node="/dev/sdb",
+        partition_table=True,
+        vendor="V",
+        model="M",
+        serial="S",
+        size=1000,
+    )
+    p1 = Volume(
+        key="d/1",
+        stick="d",
+        kind=Kind.PARTITION,
+        node="/dev/sdb1",
+        fs_type="vfat",
+        label="A",
+        vendor="V",
+        model="M",
+        serial="S",
+        size=400,
+    )
+    p2 = Volume(
+        key="d/2",
+        stick="d",
+        kind=Kind.PARTITION,
+        node="/dev/sdb2",
+        fs_type="ext4",
+        label="B",
+        vendor="V",
+        model="M",
+        serial="S",
+        size=600,
+    )
     info = stick_info([disk, p1, p2])
-    assert info == DeviceInfo(vendor="V", model="M", serial="S", size=1000,
-                              fs_type="vfat,ext4", label="A,B")
+    assert info == DeviceInfo(
+        vendor="V", model="M", serial="S", size=1000, fs_type="vfat,ext4", label="A,B"
+    )
     assert stick_info([]) == DeviceInfo()
 
 

@@ -23,9 +23,10 @@ async def hub() -> AsyncIterator[EventHub]:
 
     def snapshot() -> list[bytes]:
         state["n"] += 1
-        return [event(EventType.HELLO, station_id="t", software_version="0", protocol=1),
-                event(EventType.SESSION, session_id="s0", state="scanning", device=None,
-                      queued=0)]
+        return [
+            event(EventType.HELLO, station_id="t", software_version="0", protocol=1),
+            event(EventType.SESSION, session_id="s0", state="scanning", device=None, queued=0),
+        ]
 
     async def on_command(message: dict[str, Any]) -> bytes:
         if message.get("cmd") == Command.PING:
@@ -40,8 +41,16 @@ async def hub() -> AsyncIterator[EventHub]:
 
 
 def progress(n: int, session: str = "s1") -> bytes:
-    return event(EventType.PROGRESS, session_id=session, files_done=n, files_total=10**6,
-                 bytes_done=n, bytes_total=10**6, current=f"f{n}", eta_s=None)
+    return event(
+        EventType.PROGRESS,
+        session_id=session,
+        files_done=n,
+        files_total=10**6,
+        bytes_done=n,
+        bytes_total=10**6,
+        current=f"f{n}",
+        eta_s=None,
+    )
 
 
 async def test_catch_up_then_live_events_to_every_screen(hub: EventHub) -> None:
@@ -105,8 +114,16 @@ async def test_a_stuck_screen_never_slows_the_others(hub: EventHub) -> None:
         await asyncio.sleep(0.01)
     big = "x" * 2000
     for n in range(MAX_BACKLOG * 3):
-        hub.publish(event(EventType.SESSION, session_id=f"s{n}", state="detected",
-                          device={"label": big}, queued=0), session_id=f"s{n}")
+        hub.publish(
+            event(
+                EventType.SESSION,
+                session_id=f"s{n}",
+                state="detected",
+                device={"label": big},
+                queued=0,
+            ),
+            session_id=f"s{n}",
+        )
         hub.publish(progress(n), session_id="live", progress=True)
         await asyncio.sleep(0)  # the station publishes from a loop that also serves screens
     last = f"s{MAX_BACKLOG * 3 - 1}"

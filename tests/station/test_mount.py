@@ -70,8 +70,9 @@ def test_unreadable_sticks_are_refused_and_leave_nothing(
     image = make_image(tmp_path / "x.img", fs, size_mb=320 if fs == "xfs" else 8)
     node = loops.attach(image)
     base = tmp_path / "mnt"
-    with pytest.raises(MountError) as caught, StickMount(
-        [block_volume(node)], base, "s1", allowed=ALLOWED
+    with (
+        pytest.raises(MountError) as caught,
+        StickMount([block_volume(node)], base, "s1", allowed=ALLOWED),
     ):
         pass
     assert caught.value.reason is reason
@@ -82,8 +83,9 @@ def test_unreadable_sticks_are_refused_and_leave_nothing(
 def test_squashfs_is_not_on_the_default_list(tmp_path: Path, loops: Loops) -> None:
     image = make_image(tmp_path / "s.img", "squashfs", tree(tmp_path))
     node = loops.attach(image)
-    with pytest.raises(MountError) as caught, StickMount(
-        [block_volume(node)], tmp_path / "mnt", "s1", allowed=ALLOWED
+    with (
+        pytest.raises(MountError) as caught,
+        StickMount([block_volume(node)], tmp_path / "mnt", "s1", allowed=ALLOWED),
     ):
         pass
     assert caught.value.reason is Reason.UNSUPPORTED_FS
@@ -96,8 +98,9 @@ def test_corrupted_filesystem_cannot_be_mounted(tmp_path: Path, loops: Loops) ->
         fh.write(b"\xa5" * 8192)
     node = loops.attach(image)
     base = tmp_path / "mnt"
-    with pytest.raises(MountError) as caught, StickMount(
-        [block_volume(node)], base, "s1", allowed=ALLOWED
+    with (
+        pytest.raises(MountError) as caught,
+        StickMount([block_volume(node)], base, "s1", allowed=ALLOWED),
     ):
         pass
     assert caught.value.reason is Reason.MOUNT_FAILED

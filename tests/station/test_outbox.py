@@ -24,8 +24,9 @@ from kiosk.models import (
 from kiosk.station.outbox import Outbox
 from tests.station.conftest import needs_root
 
-DEVICE = DeviceInfo(vendor="SanDisk", model="Cruzer", serial="42", size=1 << 30, fs_type="vfat",
-                    label="CLÉ")
+DEVICE = DeviceInfo(
+    vendor="SanDisk", model="Cruzer", serial="42", size=1 << 30, fs_type="vfat", label="CLÉ"
+)
 
 
 def report(report_id: str | None = None, verdict: TreeVerdict = TreeVerdict.CLEAN) -> Report:
@@ -41,7 +42,8 @@ def report(report_id: str | None = None, verdict: TreeVerdict = TreeVerdict.CLEA
         bytes_total=100,
         counts={"clean": 1, "infected": 1} if verdict is TreeVerdict.INFECTED else {"clean": 2},
         findings=(Finding(path="a/b\\xff.exe", verdict=FileVerdict.INFECTED, threat="Eicar"),)
-        if verdict is TreeVerdict.INFECTED else (),
+        if verdict is TreeVerdict.INFECTED
+        else (),
         engine=None,
         station_id="st-1",
         device=DEVICE,

@@ -83,7 +83,8 @@ async def test_infected_stick_then_delete_flow(
         assert verdict["verdict"] == "infected"
         assert verdict["delete"] == "offer"
         assert {f["path"] for f in verdict["findings"] if f["verdict"] == "infected"} == {
-            "Cours/virus.com", "caché/encore.txt",
+            "Cours/virus.com",
+            "caché/encore.txt",
         }
         first_id = verdict["report_id"]
         # The report was durable before any screen could see the verdict.
@@ -128,8 +129,9 @@ async def test_delete_always_and_empty_and_unreadable_sticks(
     station_config: Config, loops: Loops, tmp_path: Path
 ) -> None:
     config = station_config.with_overrides("station", delete_infected="always")
-    bad = loops.attach(make_image(tmp_path / "b.img", "ext4", stick_tree(tmp_path / "t"),
-                                  size_mb=16))
+    bad = loops.attach(
+        make_image(tmp_path / "b.img", "ext4", stick_tree(tmp_path / "t"), size_mb=16)
+    )
     empty = loops.attach(make_image(tmp_path / "e.img", "ext4", size_mb=8))
     blank = loops.attach(make_image(tmp_path / "n.img", "none", size_mb=8))
     xfs = loops.attach(make_image(tmp_path / "x.img", "xfs", size_mb=320))
@@ -171,9 +173,11 @@ async def test_stick_pulled_mid_scan_then_next_stick(
         (tree / f"f{i:05d}.txt").write_bytes(f"ligne {i} du devoir\n".encode() * 800)
     big_image = make_image(tmp_path / "big.img", "ext4", tree, size_mb=160)
     big = loops.attach(big_image)
-    good = loops.attach(make_image(tmp_path / "g.img", "ext4", stick_tree(tmp_path / "t",
-                                                                          infected=False),
-                                   size_mb=16))
+    good = loops.attach(
+        make_image(
+            tmp_path / "g.img", "ext4", stick_tree(tmp_path / "t", infected=False), size_mb=16
+        )
+    )
     async with live_station(station_config) as live:
         volume = live.source.plug(block_volume(big))
         progress = await live.screen.wait_for(
@@ -206,8 +210,11 @@ async def test_clamd_missing_at_start_then_recovers(tmp_path: Path, loops: Loops
     """Row 21: out of service while clamd is missing, never a clean verdict, back when it is up."""
     root = tmp_path / "clamd"
     config = make_config(tmp_path, root / "clamd.sock")
-    node = loops.attach(make_image(tmp_path / "g.img", "ext4",
-                                   stick_tree(tmp_path / "t", infected=False), size_mb=16))
+    node = loops.attach(
+        make_image(
+            tmp_path / "g.img", "ext4", stick_tree(tmp_path / "t", infected=False), size_mb=16
+        )
+    )
     async with live_station(config) as live:
         health = await live.screen.wait_for(
             lambda m: m.get("type") == "health" and m["selftest_ok"] is False
@@ -248,8 +255,11 @@ async def test_outbox_full_refuses_sessions_then_recovers(
     data = tmp_path / "small"
     data.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(data)], check=True)
-    node = loops.attach(make_image(tmp_path / "g.img", "ext4",
-                                   stick_tree(tmp_path / "t", infected=False), size_mb=16))
+    node = loops.attach(
+        make_image(
+            tmp_path / "g.img", "ext4", stick_tree(tmp_path / "t", infected=False), size_mb=16
+        )
+    )
     config = station_config.with_overrides("station", data_dir=str(data))
     try:
         async with live_station(config) as live:
@@ -295,16 +305,20 @@ async def test_outbox_full_refuses_sessions_then_recovers(
 async def test_second_stick_waits_in_the_queue(
     station_config: Config, loops: Loops, tmp_path: Path
 ) -> None:
-    one = loops.attach(make_image(tmp_path / "1.img", "ext4", stick_tree(tmp_path / "a"),
-                                  size_mb=16))
-    two = loops.attach(make_image(tmp_path / "2.img", "ext4", stick_tree(tmp_path / "b",
-                                                                         infected=False),
-                                  size_mb=16))
+    one = loops.attach(
+        make_image(tmp_path / "1.img", "ext4", stick_tree(tmp_path / "a"), size_mb=16)
+    )
+    two = loops.attach(
+        make_image(
+            tmp_path / "2.img", "ext4", stick_tree(tmp_path / "b", infected=False), size_mb=16
+        )
+    )
     async with live_station(station_config) as live:
         first = live.source.plug(block_volume(one))
         second = live.source.plug(block_volume(two))
-        queued = await live.screen.wait_for(lambda m: m.get("type") == "session"
-                                            and m["queued"] == 1)
+        queued = await live.screen.wait_for(
+            lambda m: m.get("type") == "session" and m["queued"] == 1
+        )
         v1 = await verdict_of(live)
         v2 = await live.screen.wait_for(
             lambda m: m.get("type") == "verdict" and m["session_id"] != v1["session_id"],
@@ -316,21 +330,31 @@ async def test_second_stick_waits_in_the_queue(
         from tests.station.helpers import Screen
 
         late = await Screen().connect(Path(station_config.station.event_socket))
-        await late.wait_for(lambda m: m.get("type") == "verdict"
-                            and m["session_id"] == v2["session_id"])
+        await late.wait_for(
+            lambda m: m.get("type") == "verdict" and m["session_id"] == v2["session_id"]
+        )
         assert [m["type"] for m in late.lines[:2]] == ["hello", "health"]
-        assert {m["session_id"] for m in late.of("verdict")} == {
-            v1["session_id"], v2["session_id"]
-        }
+        assert {m["session_id"] for m in late.of("verdict")} == {v1["session_id"], v2["session_id"]}
         await late.close()
         start = len(live.screen.lines)
         await live.screen.send(command(Command.DISMISS, session_id=v1["session_id"]))
         ack = await live.screen.wait_for(lambda m: m.get("type") == "ack", start=start)
-        assert ack == {"v": 1, "type": "ack", "cmd": "dismiss", "ok": True, "error": None,
-                       "session_id": v1["session_id"]}
-        await live.screen.wait_for(lambda m: m.get("type") == "session"
-                                   and m["session_id"] == v1["session_id"]
-                                   and m["state"] == "waiting_removal", start=start)
+        assert ack == {
+            "v": 1,
+            "type": "ack",
+            "cmd": "dismiss",
+            "ok": True,
+            "error": None,
+            "session_id": v1["session_id"],
+        }
+        await live.screen.wait_for(
+            lambda m: (
+                m.get("type") == "session"
+                and m["session_id"] == v1["session_id"]
+                and m["state"] == "waiting_removal"
+            ),
+            start=start,
+        )
         live.source.unplug(first)
         live.source.unplug(second)
         await live.screen.wait_for(
@@ -341,13 +365,26 @@ async def test_second_stick_waits_in_the_queue(
 async def test_two_partitions_of_one_stick_are_one_session(
     station_config: Config, loops: Loops, tmp_path: Path
 ) -> None:
-    first = loops.attach(make_image(tmp_path / "p1.img", "ext4",
-                                    stick_tree(tmp_path / "a", infected=False), size_mb=16))
-    second = loops.attach(make_image(tmp_path / "p2.img", "ext4", stick_tree(tmp_path / "b"),
-                                     size_mb=16))
+    first = loops.attach(
+        make_image(
+            tmp_path / "p1.img", "ext4", stick_tree(tmp_path / "a", infected=False), size_mb=16
+        )
+    )
+    second = loops.attach(
+        make_image(tmp_path / "p2.img", "ext4", stick_tree(tmp_path / "b"), size_mb=16)
+    )
     parts = [
-        Volume(key=f"/sys/stick/{n}", stick="/sys/stick", kind=Kind.PARTITION, node=node,
-               bus="usb", fs_type="ext4", label=f"P{n}", vendor="Acme", size=16 << 20)
+        Volume(
+            key=f"/sys/stick/{n}",
+            stick="/sys/stick",
+            kind=Kind.PARTITION,
+            node=node,
+            bus="usb",
+            fs_type="ext4",
+            label=f"P{n}",
+            vendor="Acme",
+            size=16 << 20,
+        )
         for n, node in ((1, first), (2, second))
     ]
     async with live_station(station_config) as live:

@@ -29,8 +29,12 @@ pytestmark = [
 
 
 def udev_running() -> bool:
-    return subprocess.run(["udevadm", "control", "--ping", "-t", "2"],
-                          capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["udevadm", "control", "--ping", "-t", "2"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 @pytest.fixture
@@ -40,8 +44,9 @@ def udevd(tmp_path: Path) -> Iterator[None]:
         yield
         return
     log = (tmp_path / "udevd.log").open("wb")
-    proc = subprocess.Popen([str(UDEVD)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(UDEVD)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             if udev_running():

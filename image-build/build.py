@@ -54,6 +54,7 @@ MASKED_UNITS = (
     "serial-getty@.service",
     "autovt@.service",
     "console-getty.service",
+    "getty-static.service",
     "container-getty@.service",
     "ctrl-alt-del.target",
     "debug-shell.service",

@@ -103,6 +103,7 @@ class VM:
     # A whole-disk image (image-build/build without --test) booted by its own GRUB instead.
     disk: Path | None = None
     firmware: str = "bios"
+    machine: str = "pc"
     memory_mib: int = 2048
     process: subprocess.Popen[bytes] | None = None
     qmp: QMP | None = None
@@ -145,7 +146,7 @@ class VM:
         return [
             "qemu-system-x86_64",
             "-machine",
-            "q35",
+            self.machine,
             "-accel",
             "tcg,thread=multi",
             "-cpu",

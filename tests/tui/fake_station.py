@@ -161,6 +161,7 @@ class FakeStation:
         finally:
             if writer in self.clients:
                 self.clients.remove(writer)
+            writer.close()
 
 
 async def _main(socket_path: str, script: str) -> None:

@@ -232,3 +232,32 @@ async def test_no_station_socket_at_all(short_dir: Path):
     async with app.run_test(size=(100, 32)) as pilot:
         assert await until(pilot, lambda: kind_of(app) == Kind.OUT_OF_SERVICE)
         assert app.link is not None and app.link.connects == 0
+
+
+async def test_an_oversized_line_drops_the_connection_and_the_screen_reconnects(
+    station: FakeStation,
+):
+    app = make_app(station.path)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+        await station.send_raw(b'{"v": 1, "type": "health", "pad": "' + b"x" * (1 << 20) + b'"}\n')
+        assert await until(pilot, lambda: station.connections == 2)
+        assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
+
+
+def test_the_display_is_picked_from_term_unless_configured():
+    from kiosk.tui.theme import CONSOLE, TRUECOLOR, pick_theme
+
+    assert pick_theme("auto", {"TERM": "linux"}) == CONSOLE
+    assert pick_theme("auto", {"TERM": "foot"}) == TRUECOLOR
+    assert pick_theme("auto", {}) == TRUECOLOR
+    assert pick_theme("console", {"TERM": "foot"}) == CONSOLE
+    assert pick_theme("truecolor", {"TERM": "linux"}) == TRUECOLOR
+
+
+async def test_console_theme_is_native_ansi():
+    app = make_app(None, theme="console", env={"TERM": "linux"})
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        assert app.current_theme.ansi
+        assert app.native_ansi_color

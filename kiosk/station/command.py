@@ -118,7 +118,7 @@ async def play_demo(station: Station, source: ManualSource, paths: list[Path]) -
         report = found[0].report
         if report is not None:
             verdicts.append(report.verdict)
-            print(_demo_line(path, report))
+            print(_demo_line(path, report), flush=True)
         source.unplug(volume)
         await wait_event(found[0].removed, 5)
     return verdicts

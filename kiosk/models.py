@@ -271,6 +271,32 @@ class Report:
     schema: int = REPORT_SCHEMA
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def failed(
+        cls,
+        report_id: str,
+        started_at: datetime,
+        reason: Reason,
+        detail: str | None = None,
+        engine: EngineInfo | None = None,
+        software_version: str | None = None,
+    ) -> Report:
+        """Return the report of a tree that could not be scanned at all (verdict `error`)."""
+        return cls(
+            report_id=report_id,
+            verdict=TreeVerdict.ERROR,
+            reason=reason,
+            detail=detail,
+            started_at=started_at,
+            finished_at=utcnow(),
+            files_total=0,
+            bytes_total=0,
+            counts={},
+            findings=(),
+            engine=engine,
+            software_version=software_version,
+        )
+
     @property
     def scan_code(self) -> str:
         """Short code shown with every result."""

@@ -183,39 +183,20 @@ class Scanner:
         try:
             info = self.engine.preflight()
         except EngineError as exc:
-            return self._failed(report_id, started, None, Reason(exc.reason), str(exc))
+            return Report.failed(
+                report_id, started, Reason(exc.reason), str(exc), None, __version__
+            )
         raise_fd_limit()
         try:
             root_fd = open_root(root)
         except OSError as exc:
-            return self._failed(report_id, started, info, Reason.UNREADABLE, exc.strerror)
+            return Report.failed(
+                report_id, started, Reason.UNREADABLE, exc.strerror, info, __version__
+            )
         try:
             return self._scan_root(root_fd, report_id, started, info, on_progress, cancel)
         finally:
             os.close(root_fd)
-
-    def _failed(
-        self,
-        report_id: str,
-        started: datetime,
-        info: EngineInfo | None,
-        reason: Reason,
-        detail: str | None,
-    ) -> Report:
-        return Report(
-            report_id=report_id,
-            verdict=TreeVerdict.ERROR,
-            reason=reason,
-            detail=detail,
-            started_at=started,
-            finished_at=utcnow(),
-            files_total=0,
-            bytes_total=0,
-            counts={},
-            findings=(),
-            engine=info,
-            software_version=__version__,
-        )
 
     def _scan_root(
         self,

@@ -4,16 +4,48 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kiosk.models import FileVerdict, scan_code, utcnow
-from kiosk.server.db import Database, upsert
+from kiosk.server.db import Database
 from kiosk.server.schemas import HeartbeatIn, ReportIn
 from kiosk.server.tables import Station, StoredFinding, StoredReport
 
 _FLAGGED_FIRST = (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS, FileVerdict.UNVERIFIABLE)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_report: Any
+    owner: Any
+    insert_finding: Any
+    seen: Any
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    # Built once per dialect: at hundreds of reports a second, building SQLAlchemy statements
+    # per request cost more than running them.
+    reports = cast(Table, StoredReport.__table__)
+    stations = cast(Table, Station.__table__)
+    findings = cast(Table, StoredFinding.__table__)
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return _Statements(
+        insert_report=insert(reports)
+        .on_conflict_do_nothing(index_elements=["report_id"])
+        .returning(reports.c.pk),
+        owner=select(reports.c.station_id).where(reports.c.report_id == bindparam("rid")),
+        insert_finding=findings.insert(),
+        seen=update(stations)
+        .where(stations.c.id == bindparam("sid"))
+        .values(last_seen_at=bindparam("now"), last_report_at=bindparam("now")),
+    )
 
 
 @dataclass(frozen=True)
@@ -63,22 +95,16 @@ def store_report(db: Database, station_id: str, report: ReportIn, tz: ZoneInfo) 
         "device_label": device.label if device else None,
         "document": json.dumps(report.document(), ensure_ascii=False, separators=(",", ":")),
     }
-    with db.write() as session:
-        stmt = (
-            upsert(session, StoredReport)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["report_id"])
-            .returning(StoredReport.pk)
-        )
-        pk = session.execute(stmt).scalar_one_or_none()
+    with db.transaction() as connection:
+        statements = _statements(connection.dialect.name)
+        pk = connection.execute(statements.insert_report, row).scalar_one_or_none()
         if pk is None:
-            owner = session.scalar(
-                select(StoredReport.station_id).where(StoredReport.report_id == report.report_id)
-            )
+            owner = connection.execute(statements.owner, {"rid": report.report_id}).scalar()
             return Outcome(duplicate=True, conflict=owner != station_id)
         if report.findings:
-            session.execute(
-                insert(StoredFinding),
+            serial = device.serial if device else None
+            connection.execute(
+                statements.insert_finding,
                 [
                     {
                         "report_pk": pk,
@@ -91,17 +117,13 @@ def store_report(db: Database, station_id: str, report: ReportIn, tz: ZoneInfo) 
                         "sha256": f.sha256,
                         "size": f.size,
                         "station_id": station_id,
-                        "device_serial": device.serial if device else None,
+                        "device_serial": serial,
                         "finished_at": report.finished_at,
                     }
                     for i, f in enumerate(report.findings)
                 ],
             )
-        session.execute(
-            update(Station)
-            .where(Station.id == station_id)
-            .values(last_seen_at=now, last_report_at=now)
-        )
+        connection.execute(statements.seen, {"sid": station_id, "now": now})
     return Outcome(duplicate=False)
 
 

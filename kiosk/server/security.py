@@ -11,11 +11,11 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import case, delete, select
+from sqlalchemy import bindparam, case, delete, select
 from sqlalchemy.orm import Session
 
 from kiosk.models import utcnow
-from kiosk.server.db import upsert
+from kiosk.server.db import Database, upsert
 from kiosk.server.tables import LoginFailure, Station, User, WebSession
 
 TOKEN_PREFIX = "sbk_"  # noqa: S105 (a prefix, not a secret)
@@ -29,6 +29,10 @@ def _dummy_hash() -> str:
     return _hasher.hash("not a password: timing equaliser")
 
 
+# Built once: this runs on every API request.
+_TOKEN_LOOKUP = select(Station.id, Station.revoked_at).where(Station.token_hash == bindparam("h"))
+
+
 def new_token() -> str:
     """Return a fresh station token (shown once, stored only hashed)."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -39,14 +43,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def station_for_token(session: Session, token: str) -> Station | None:
-    """Return the station a token belongs to, or None when unknown or revoked."""
+def station_for_token(db: Database, token: str) -> str | None:
+    """Return the id of the station a token belongs to, or None when unknown or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    station = session.scalar(select(Station).where(Station.token_hash == token_hash(token)))
-    if station is None or station.revoked_at is not None:
+    with db.engine.connect() as connection:
+        row = connection.execute(_TOKEN_LOOKUP, {"h": token_hash(token)}).first()
+    if row is None or row.revoked_at is not None:
         return None
-    return station
+    return str(row.id)
 
 
 def hash_password(password: str) -> str:

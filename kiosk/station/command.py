@@ -15,8 +15,8 @@ from kiosk.i18n import language_from_env, translator
 from kiosk.models import Report, TreeVerdict
 from kiosk.names import display_name, escape_name
 from kiosk.protocol import State
-from kiosk.station.session import Session, wait_event
-from kiosk.station.source import DeviceSource, ManualSource
+from kiosk.station.session import Session
+from kiosk.station.source import DeviceSource, ManualSource, path_volume
 from kiosk.station.station import Station
 from kiosk.wording import Wording
 
@@ -99,26 +99,34 @@ async def play_demo(station: Station, source: ManualSource, paths: list[Path]) -
     """Plug each path in turn, wait for its verdict, unplug it; return the verdicts."""
     verdicts: list[TreeVerdict] = []
     for path in paths:
-        reached = asyncio.Event()
-        found: list[Session] = []
+        volume = path_volume(path)
+        changed = asyncio.Event()
+        mine: list[Session] = []
 
         def listener(
-            session: Session, reached: asyncio.Event = reached, found: list[Session] = found
+            session: Session,
+            changed: asyncio.Event = changed,
+            mine: list[Session] = mine,
+            stick: str = volume.stick,
         ) -> None:
-            if session.state in (State.VERDICT, State.ENDED):
-                found.append(session)
-                reached.set()
+            if session.stick == stick:  # only this stick's session, not the previous one's
+                mine[:] = [session]
+                changed.set()
 
         station.listeners.append(listener)
-        volume = source.plug(path)
+        source.plug(volume)
         try:
-            await reached.wait()
+            while not mine or mine[0].state not in (State.VERDICT, State.ENDED):
+                changed.clear()
+                await changed.wait()
+            report = mine[0].report
+            if report is not None:
+                verdicts.append(report.verdict)
+                print(_demo_line(path, report), flush=True)
+            source.unplug(volume)
+            while mine[0].state is not State.ENDED:  # gone for good before the next one
+                changed.clear()
+                await changed.wait()
         finally:
             station.listeners.remove(listener)
-        report = found[0].report
-        if report is not None:
-            verdicts.append(report.verdict)
-            print(_demo_line(path, report), flush=True)
-        source.unplug(volume)
-        await wait_event(found[0].removed, 5)
     return verdicts

@@ -54,6 +54,7 @@ from kiosk.station.source import DeviceSource
 
 log = logging.getLogger(__name__)
 
+SOURCE_RETRY = 2.0  # seconds before listening again to a device source that failed or ended
 PRESENCE_INTERVAL = 0.5  # seconds between two checks that a stick being scanned is still there
 
 
@@ -165,11 +166,16 @@ class Station:
 
     # -- devices ---------------------------------------------------------------------------
     async def _watch_source(self) -> None:
-        async for found in self.source.events():
+        while True:
             try:
-                self._on_device(found)
-            except Exception:  # error boundary: one odd event must not stop the station
-                log.exception("cannot handle a device event")
+                async for found in self.source.events():
+                    try:
+                        self._on_device(found)
+                    except Exception:  # error boundary: one odd event must not stop the station
+                        log.exception("cannot handle a device event")
+            except Exception:  # a broken monitor would leave the kiosk blind: listen again
+                log.exception("the device source failed; listening again")
+            await asyncio.sleep(SOURCE_RETRY)
 
     def _session_of(self, found: DeviceEvent) -> Session | None:
         for session in self.sessions.values():
@@ -213,6 +219,7 @@ class Station:
             self.sessions.pop(session.session_id, None)
             if session.state is not State.ENDED:
                 self._set_state(session, State.ENDED)
+                self.hub.publish(event(EventType.REMOVED, session_id=session.session_id))
             self.ended = [*self.ended[-9:], session]
 
     async def _session_body(self, session: Session) -> None:

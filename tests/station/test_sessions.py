@@ -1,0 +1,103 @@
+"""Sessions on folder "sticks" (no root needed): the same path after detection as a real stick."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from kiosk.config import Config
+from kiosk.protocol import Command, command
+from kiosk.station.device import DeviceEvent
+from kiosk.station.source import DeviceSource, ManualSource
+from kiosk.station.station import Station
+from tests.station.conftest import live_station
+from tests.station.helpers import Screen
+from tests.support.clamd import EICAR
+
+
+def folder(root: Path, infected: bool) -> Path:
+    root.mkdir(parents=True)
+    (root / "cours.txt").write_text("bonjour\n")
+    if infected:
+        (root / "sous dossier").mkdir()
+        (root / "sous dossier" / "virus.com").write_bytes(EICAR)
+    return root
+
+
+async def test_folder_delete_flow_and_removal_timeout(
+    station_config: Config, tmp_path: Path
+) -> None:
+    config = station_config.with_overrides("station", removal_timeout=0.5)
+    stick = folder(tmp_path / "clé", infected=True)
+    async with live_station(config) as live:
+        live.source.plug(stick)
+        first = await live.screen.wait_for(lambda m: m.get("type") == "verdict")
+        assert first["verdict"] == "infected" and first["delete"] == "offer"
+        start = len(live.screen.lines)
+        await live.screen.send(command(Command.DELETE_INFECTED, session_id=first["session_id"]))
+        after = await live.screen.wait_for(lambda m: m.get("type") == "verdict", start=start)
+        assert after["verdict"] == "clean"
+        assert after["actions"][0]["files"] == ["sous dossier/virus.com"]
+        assert not (stick / "sous dossier" / "virus.com").exists()
+        assert (stick / "cours.txt").exists()
+        # removal_timeout: the session ends by itself although the "stick" is still there.
+        removed = await live.screen.wait_for(lambda m: m.get("type") == "removed", start=start)
+        assert removed["session_id"] == first["session_id"]
+        assert live.station.sessions == {}
+
+
+async def test_stick_gone_while_settling_leaves_no_report(
+    station_config: Config, tmp_path: Path
+) -> None:
+    config = station_config.with_overrides("station", settle_time=30.0)
+    stick = folder(tmp_path / "vite", infected=False)
+    async with live_station(config) as live:
+        volume = live.source.plug(stick)
+        await live.screen.wait_for(lambda m: m.get("type") == "session")
+        live.source.unplug(volume)
+        ended = await live.screen.wait_for(
+            lambda m: m.get("type") == "session" and m["state"] == "ended"
+        )
+        await live.screen.wait_for(
+            lambda m: m.get("type") == "removed" and m["session_id"] == ended["session_id"]
+        )
+        assert live.screen.of("verdict") == []
+        assert live.station.outbox.pending() == []
+
+
+class BrokenOnceSource(DeviceSource):
+    """A source whose first listening fails (as a netlink socket may), then works."""
+
+    def __init__(self) -> None:
+        self.inner = ManualSource()
+        self.calls = 0
+
+    async def events(self) -> AsyncIterator[DeviceEvent]:
+        self.calls += 1
+        if self.calls == 1:
+            raise OSError("netlink went away")
+        async for found in self.inner.events():
+            yield found
+
+
+async def test_station_listens_again_after_its_source_failed(
+    station_config: Config, tmp_path: Path
+) -> None:
+    source = BrokenOnceSource()
+    station = Station(station_config, source)
+    task = asyncio.create_task(station.run())
+    screen = Screen()
+    try:
+        await asyncio.wait_for(station.ready.wait(), 30)
+        await screen.connect(Path(station_config.station.event_socket))
+        source.inner.plug(folder(tmp_path / "après", infected=False))
+        verdict = await screen.wait_for(lambda m: m.get("type") == "verdict")
+        assert verdict["verdict"] == "clean"
+        assert source.calls == 2
+    finally:
+        await screen.close()
+        station.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        shutil.rmtree(Path(station_config.station.event_socket).parent, ignore_errors=True)

@@ -7,6 +7,7 @@ reaches any widget; widgets then show it as plain `Text`, never as markup.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from kiosk.models import Reason
@@ -147,8 +148,9 @@ def _waiting(model: StationModel, ctx: Context) -> Spec:
     health = model.health
     status: list[str] = []
     if health is not None:
-        if health.signatures_date:
-            status.append(_("Signatures of {date}").format(date=health.signatures_date[:10]))
+        when = _date(health.signatures_date, _("%Y-%m-%d"))
+        if when:
+            status.append(_("Signatures of {date}").format(date=when))
         link = {
             "ok": _("central server: connected"),
             "down": _("central server: not reachable"),
@@ -163,6 +165,16 @@ def _waiting(model: StationModel, ctx: Context) -> Spec:
         lines=(_("The scan starts by itself."),),
         footer="  ·  ".join(status),
     )
+
+
+def _date(iso: str | None, pattern: str) -> str | None:
+    """Format an ISO date from the station the teacher's way; None when absent or unreadable."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).strftime(pattern)
+    except ValueError:
+        return None
 
 
 def _out_of_service(ctx: Context, problems: list[str], footer: str) -> Spec:

@@ -31,6 +31,7 @@ async def test_waiting_scanning_clean_then_back_to_waiting(station: FakeStation)
     async with app.run_test(size=(100, 32)) as pilot:
         assert await until(pilot, lambda: kind_of(app) == Kind.WAITING)
         assert "Signatures of 2026-11-28" in app.screen.spec.footer
+        assert "central server: connected" in app.screen.spec.footer
         sid = new_id()
         await station.send(session(sid, "detected"))
         assert await until(pilot, lambda: kind_of(app) == Kind.PREPARING)

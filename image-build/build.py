@@ -307,7 +307,9 @@ def kernel_cmdline(identity: Identity) -> str:
         # New USB devices start unauthorised; 60-kiosk-usb-policy.rules decides.
         "usbcore.authorized_default=0 "
         "sysrq_always_enabled=0 systemd.show_status=false "
-        "quiet loglevel=3 vt.global_cursor_default=0"
+        "quiet loglevel=3 vt.global_cursor_default=0 "
+        # Room for the whole boot's kernel messages until journald reads them.
+        "log_buf_len=1M"
     )
 
 

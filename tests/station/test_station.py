@@ -135,6 +135,11 @@ async def test_delete_always_and_empty_and_unreadable_sticks(
     empty = loops.attach(make_image(tmp_path / "e.img", "ext4", size_mb=8))
     blank = loops.attach(make_image(tmp_path / "n.img", "none", size_mb=8))
     xfs = loops.attach(make_image(tmp_path / "x.img", "xfs", size_mb=320))
+    wrecked = make_image(tmp_path / "c.img", "ext4", stick_tree(tmp_path / "c"), size_mb=16)
+    with open(wrecked, "r+b") as fh:  # the superblock says ext4, the group descriptors are junk
+        fh.seek(2048)
+        fh.write(b"\xa5" * 8192)
+    corrupted = loops.attach(wrecked)
     async with live_station(config) as live:
         live.source.plug(block_volume(bad))
         first = await verdict_of(live)
@@ -145,11 +150,13 @@ async def test_delete_always_and_empty_and_unreadable_sticks(
         )
         assert after["verdict"] == "clean" and after["actions"][0]["rescan_verdict"] == "clean"
         live.source.unplug(block_volume(bad))
-        # Row 15: an empty stick is clean with 0 files; no filesystem or xfs: cannot read.
+        # Row 15: an empty stick is clean with 0 files; no filesystem, xfs, corrupted: cannot read.
         for node, verdict, reason, files in [
             (empty, "clean", None, 0),
             (blank, "error", "no_filesystem", 0),
             (xfs, "error", "unsupported_fs", 0),
+            (corrupted, "error", "mount_failed", 0),  # row 16 on this host: cannot read it
+            (empty, "clean", None, 0),  # and the kiosk keeps working
         ]:
             start = len(live.screen.lines)
             live.source.plug(block_volume(node))

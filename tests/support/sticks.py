@@ -135,6 +135,8 @@ def exfat_stick(path: Path, tree: Path, size_mib: int = 64, label: str = "EXFATK
     _run("mkfs.exfat", "-L", label, path)
     loop = _run("losetup", "--find", "--show", path).strip()
     try:
+        # Other tests set loop devices read-only (blockdev --setro); that can outlive a detach.
+        _run("blockdev", "--setrw", loop)
         with (
             tempfile.TemporaryDirectory() as mnt,
             _fuse_mounted(["mount.exfat-fuse", loop, mnt], Path(mnt)),

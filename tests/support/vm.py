@@ -104,6 +104,8 @@ class VM:
     disk: Path | None = None
     firmware: str = "bios"
     machine: str = "pc"
+    # Certificate and key the relay presents to the guest (the shipper speaks only HTTPS).
+    tls: tuple[Path, Path] | None = None
     memory_mib: int = 2048
     process: subprocess.Popen[bytes] | None = None
     qmp: QMP | None = None
@@ -142,6 +144,8 @@ class VM:
     def argv(self) -> list[str]:
         """The QEMU command line."""
         relay = f"{shlex.quote(sys.executable)} {RELAY} {self.server_port} {self.hold_file}"
+        if self.tls is not None:
+            relay += f" {self.tls[0]} {self.tls[1]}"
         w = self.workdir
         return [
             "qemu-system-x86_64",
@@ -479,6 +483,34 @@ def make_data_image(path: Path, data_uuid: str, tree: Path, size_mib: int = 256)
         ],
         check=True,
     )
+
+
+def make_certificate(directory: Path, ip: str = GUEST_SERVER) -> tuple[Path, Path]:
+    """A self-signed certificate for the server's address as the guest sees it."""
+    cert, key = directory / "server-cert.pem", directory / "server-key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=kiosk-test-server",
+            "-addext",
+            f"subjectAltName=IP:{ip}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def qemu_available() -> bool:

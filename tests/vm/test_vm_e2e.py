@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import sticks
 from tests.support.clamd import write_signatures
-from tests.support.vm import VM, TestImage, colour_share, make_data_image
+from tests.support.vm import VM, TestImage, colour_share, make_certificate, make_data_image
 from tests.vm.conftest import STATION_ID, CentralServer
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -106,7 +106,7 @@ class Kiosk:
         return self.vm.wait_for(what, predicate, timeout)
 
 
-def _data_tree(root: Path, token: str) -> Path:
+def _data_tree(root: Path, token: str, ca: Path) -> Path:
     """The data partition: config, token and the custom signature set (nothing downloads)."""
     if root.exists():
         shutil.rmtree(root)
@@ -119,11 +119,13 @@ def _data_tree(root: Path, token: str) -> Path:
         "[signatures]\n"
         "max_age_days = 36500.0\n"
         "[shipper]\n"
-        'server_url = "http://10.0.2.100:8000"\n'
+        'server_url = "https://10.0.2.100:8000"\n'
+        'ca_file = "/var/lib/kiosk/server-ca.pem"\n'
         "heartbeat_interval = 15.0\n"
         "backoff_max = 5.0\n"
         "timeout = 10.0\n"
     )
+    shutil.copyfile(ca, root / "server-ca.pem")
     (root / "token").write_text(token + "\n")
     (root / "token").chmod(0o600)
     return root
@@ -139,13 +141,15 @@ def kiosk(
 ) -> Iterator[Kiosk]:
     """Boot the test image with its data partition and wait for the kiosk screen."""
     work = tmp_path_factory.mktemp("vm")
-    tree = _data_tree(work / "data-tree", central_server.token)
+    cert, key = make_certificate(work)
+    tree = _data_tree(work / "data-tree", central_server.token, cert)
     make_data_image(work / "data.ext4", test_image.data_uuid, tree)
     vm = VM(
         image=test_image,
         workdir=work / "qemu",
         data_image=work / "data.ext4",
         server_port=central_server.port,
+        tls=(cert, key),
     )
     stick_dir = work / "sticks"
     stick_dir.mkdir()

@@ -17,6 +17,13 @@ from tests.tui.fake_station import FakeStation
 FAST_LINK = {"retry_min": 0.02, "retry_max": 0.1}
 
 
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screens and snapshots must not depend on the caller's colour settings."""
+    for name in ("NO_COLOR", "FORCE_COLOR", "TEXTUAL_THEME", "COLORTERM"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     """A directory with a short path (a Unix socket path must fit in 108 bytes)."""

@@ -88,10 +88,13 @@ async def post_report(
 
 
 def _store_report(state: ServerState, token: str, report: ReportIn) -> Outcome:
-    station = station_of(state.db, token)
-    if report.station_id != station:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "a station may only send its own reports")
-    outcome = store_report(state.db, station, report, state.tz)
+    with state.db.transaction() as connection:
+        station = station_of(connection, token)
+        if report.station_id != station:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "a station may only send its own reports"
+            )
+        outcome = store_report(connection, station, report, state.tz)
     if outcome.conflict:
         raise HTTPException(status.HTTP_409_CONFLICT, "this report_id belongs to another station")
     return outcome
@@ -112,10 +115,11 @@ async def post_heartbeat(request: Request, state: State, token: StationToken) ->
 
 
 def _store_heartbeat(state: ServerState, token: str, beat: HeartbeatIn) -> None:
-    station = station_of(state.db, token)
-    if beat.station_id != station:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "a station may only speak for itself")
-    store_heartbeat(state.db, station, beat)
+    with state.db.transaction() as connection:
+        station = station_of(connection, token)
+        if beat.station_id != station:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a station may only speak for itself")
+        store_heartbeat(connection, station, beat)
 
 
 @router.get(

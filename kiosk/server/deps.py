@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment
+from sqlalchemy import Connection
 
 from kiosk.config import ServerConfig
 from kiosk.server.db import Database
@@ -51,9 +52,9 @@ async def bearer_token(
     return credentials.credentials
 
 
-def station_of(db: Database, token: str) -> str:
-    """Return the station of a token (call it in a worker thread), or answer 401."""
-    station_id = station_for_token(db, token)
+def station_of(connection: Connection, token: str) -> str:
+    """Return the station of a token (in the request's own transaction), or answer 401."""
+    station_id = station_for_token(connection, token)
     if station_id is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -8,12 +8,11 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kiosk.models import FileVerdict, scan_code, utcnow
-from kiosk.server.db import Database
 from kiosk.server.schemas import HeartbeatIn, ReportIn
 from kiosk.server.tables import Station, StoredFinding, StoredReport
 
@@ -56,8 +55,10 @@ class Outcome:
     conflict: bool = False
 
 
-def store_report(db: Database, station_id: str, report: ReportIn, tz: ZoneInfo) -> Outcome:
-    """Store *report* once; a second delivery of the same UUID changes nothing."""
+def store_report(
+    connection: Connection, station_id: str, report: ReportIn, tz: ZoneInfo
+) -> Outcome:
+    """Store *report* once (in the caller's transaction); a repeat of its UUID changes nothing."""
     now = utcnow()
     device = report.device
     engine = report.engine
@@ -95,39 +96,38 @@ def store_report(db: Database, station_id: str, report: ReportIn, tz: ZoneInfo) 
         "device_label": device.label if device else None,
         "document": json.dumps(report.document(), ensure_ascii=False, separators=(",", ":")),
     }
-    with db.transaction() as connection:
-        statements = _statements(connection.dialect.name)
-        pk = connection.execute(statements.insert_report, row).scalar_one_or_none()
-        if pk is None:
-            owner = connection.execute(statements.owner, {"rid": report.report_id}).scalar()
-            return Outcome(duplicate=True, conflict=owner != station_id)
-        if report.findings:
-            serial = device.serial if device else None
-            connection.execute(
-                statements.insert_finding,
-                [
-                    {
-                        "report_pk": pk,
-                        "position": i,
-                        "path": f.path,
-                        "verdict": f.verdict.value,
-                        "threat": f.threat,
-                        "reason": f.reason.value if f.reason else None,
-                        "detail": f.detail,
-                        "sha256": f.sha256,
-                        "size": f.size,
-                        "station_id": station_id,
-                        "device_serial": serial,
-                        "finished_at": report.finished_at,
-                    }
-                    for i, f in enumerate(report.findings)
-                ],
-            )
-        connection.execute(statements.seen, {"sid": station_id, "now": now})
+    statements = _statements(connection.dialect.name)
+    pk = connection.execute(statements.insert_report, row).scalar_one_or_none()
+    if pk is None:
+        owner = connection.execute(statements.owner, {"rid": report.report_id}).scalar()
+        return Outcome(duplicate=True, conflict=owner != station_id)
+    if report.findings:
+        serial = device.serial if device else None
+        connection.execute(
+            statements.insert_finding,
+            [
+                {
+                    "report_pk": pk,
+                    "position": i,
+                    "path": f.path,
+                    "verdict": f.verdict.value,
+                    "threat": f.threat,
+                    "reason": f.reason.value if f.reason else None,
+                    "detail": f.detail,
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "station_id": station_id,
+                    "device_serial": serial,
+                    "finished_at": report.finished_at,
+                }
+                for i, f in enumerate(report.findings)
+            ],
+        )
+    connection.execute(statements.seen, {"sid": station_id, "now": now})
     return Outcome(duplicate=False)
 
 
-def store_heartbeat(db: Database, station_id: str, beat: HeartbeatIn) -> None:
+def store_heartbeat(connection: Connection, station_id: str, beat: HeartbeatIn) -> None:
     """Record a station's latest health (only the latest is kept)."""
     now = utcnow()
     health = beat.health
@@ -145,5 +145,4 @@ def store_heartbeat(db: Database, station_id: str, beat: HeartbeatIn) -> None:
         "selftest_at": health.selftest_at if health else None,
         "problems": ",".join(health.problems)[:500] if health else "",
     }
-    with db.write() as session:
-        session.execute(update(Station).where(Station.id == station_id).values(**values))
+    connection.execute(update(Station).where(Station.id == station_id).values(**values))

@@ -11,11 +11,11 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import bindparam, case, delete, select
+from sqlalchemy import Connection, bindparam, case, delete, select
 from sqlalchemy.orm import Session
 
 from kiosk.models import utcnow
-from kiosk.server.db import Database, upsert
+from kiosk.server.db import upsert
 from kiosk.server.tables import LoginFailure, Station, User, WebSession
 
 TOKEN_PREFIX = "sbk_"  # noqa: S105 (a prefix, not a secret)
@@ -43,12 +43,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def station_for_token(db: Database, token: str) -> str | None:
+def station_for_token(connection: Connection, token: str) -> str | None:
     """Return the id of the station a token belongs to, or None when unknown or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    with db.engine.connect() as connection:
-        row = connection.execute(_TOKEN_LOOKUP, {"h": token_hash(token)}).first()
+    row = connection.execute(_TOKEN_LOOKUP, {"h": token_hash(token)}).first()
     if row is None or row.revoked_at is not None:
         return None
     return str(row.id)

@@ -31,23 +31,20 @@ from typing import Any
 from kiosk import __version__
 from kiosk.config import Config
 from kiosk.errors import OutboxError
-from kiosk.models import Action as ReportAction
 from kiosk.models import Reason, Report, TreeVerdict, new_report_id, utcnow
 from kiosk.protocol import PROTOCOL_VERSION, Command, EventType, State, event
 from kiosk.station import health as health_mod
 from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
 from kiosk.station.health import Health, ScanEngine
-from kiosk.station.mount import MountError, StickMount, clear_stale
+from kiosk.station.mount import clear_stale
 from kiosk.station.outbox import Outbox, outbox_path
+from kiosk.station.scanning import StickScan, delete_infected, failed_report
 from kiosk.station.session import (
-    PROGRESS_INTERVAL,
     Session,
-    delete_named,
     infected_paths,
     journal,
     journal_line,
-    merge_reports,
     wait_event,
 )
 from kiosk.station.source import DeviceSource
@@ -55,7 +52,6 @@ from kiosk.station.source import DeviceSource
 log = logging.getLogger(__name__)
 
 SOURCE_RETRY = 2.0  # seconds before listening again to a device source that failed or ended
-PRESENCE_INTERVAL = 0.5  # seconds between two checks that a stick being scanned is still there
 
 
 def _default_scanner(config: Config) -> ScanEngine:
@@ -90,6 +86,13 @@ class Station:
         )
         self.socket_path = socket_path or Path(self.settings.event_socket)
         self.hub = EventHub(self._snapshot, self._command)
+        self.stick_scan = StickScan(
+            self.settings,
+            self.scanner,
+            present=self._present,
+            on_mounted=lambda session: self._set_state(session, State.PREFLIGHT),
+            on_progress=self._progress,
+        )
         self.health = Health()
         self.sessions: dict[str, Session] = {}  # by session_id
         self.ready = asyncio.Event()
@@ -269,88 +272,20 @@ class Station:
         except OutboxError as exc:
             log.error("new session refused: %s", exc)
             self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
-            refused = _failed(report_id, started, Reason.OUTBOX_FULL, str(exc))
+            refused = failed_report(report_id, started, Reason.OUTBOX_FULL, str(exc))
             await self._finish(session, refused, commit=False)
             return
         if health_mod.OUTBOX_FULL in self.health.problems:
             self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, False))
         self._set_state(session, State.MOUNTING)
         try:
-            report = await self._mount_and_scan(session, report_id, started)
+            report = await self.stick_scan.run(session, report_id, started)
         except Exception as exc:  # error boundary: a failure of ours is an error verdict, stored
             log.exception("session %s: scan failed", session.session_id)
-            report = _failed(report_id, started, Reason.SCAN_ERRORS, repr(exc))
+            report = failed_report(report_id, started, Reason.SCAN_ERRORS, repr(exc))
         if extra is not None:
             report = dataclasses.replace(report, extra={**report.extra, **extra})
         await self._finish(session, report)
-
-    async def _mount_and_scan(self, session: Session, report_id: str, started: Any) -> Report:
-        mount = StickMount(
-            session.volumes,
-            Path(self.settings.mount_dir),
-            session.session_id,
-            allowed=self.settings.filesystems,
-        )
-        try:
-            await asyncio.to_thread(mount.open)
-        except MountError as exc:
-            await asyncio.to_thread(mount.close)
-            reason = Reason.DEVICE_REMOVED if session.removed.is_set() else exc.reason
-            return _failed(report_id, started, reason, str(exc))
-        except Exception as exc:
-            await asyncio.to_thread(mount.close)
-            return _failed(report_id, started, Reason.MOUNT_FAILED, str(exc))
-        try:
-            session.device = dataclasses.replace(
-                stick_info(mount.mounted), size=session.info().size
-            )
-            self._set_state(session, State.PREFLIGHT)
-            parts = [
-                (prefix, await self._scan(session, part_root, report_id))
-                for prefix, part_root in mount.roots
-            ]
-            return merge_reports(parts)
-        finally:
-            await asyncio.to_thread(mount.close)
-
-    async def _scan(self, session: Session, root: Path, report_id: str) -> Report:
-        loop = asyncio.get_running_loop()
-
-        def on_progress(progress: Any) -> None:
-            # Called from the scanner's threads: throttle here, hop into the loop.
-            now = time.monotonic()
-            last = progress.files_done >= progress.files_total
-            if last:
-                session.last_file_at = now
-            if now - session.last_progress_at < PROGRESS_INTERVAL and not last:
-                return
-            session.last_progress_at = now
-            loop.call_soon_threadsafe(self._progress, session, progress)
-
-        watcher = asyncio.create_task(self._watch_presence(session))
-        try:
-            report = await asyncio.to_thread(
-                self.scanner.scan,
-                root,
-                report_id=report_id,
-                on_progress=on_progress,
-                cancel=session.cancel,
-            )
-        finally:
-            watcher.cancel()
-        unfinished = report.verdict in (TreeVerdict.INCOMPLETE, TreeVerdict.ERROR)
-        if (
-            unfinished
-            and not session.removed.is_set()
-            and not await asyncio.to_thread(self._present, session)
-        ):
-            # Reads fail at once on a vanished medium: the scan may end before the watcher looks.
-            session.removed.set()
-        if unfinished and session.removed.is_set():
-            report = dataclasses.replace(
-                report, verdict=TreeVerdict.INCOMPLETE, reason=Reason.DEVICE_REMOVED
-            )
-        return report
 
     def _progress(self, session: Session, progress: Any) -> None:
         if session.state is State.PREFLIGHT:
@@ -370,15 +305,6 @@ class Station:
         )
         session.last_progress = line
         self.hub.publish(line, session_id=session.session_id, progress=True)
-
-    async def _watch_presence(self, session: Session) -> None:
-        # udev may say nothing (a loop detached without udevd, a dead hub): look ourselves too.
-        while not session.removed.is_set():
-            await asyncio.sleep(PRESENCE_INTERVAL)
-            if not await asyncio.to_thread(self._present, session):
-                log.info("stick of session %s is gone", session.session_id)
-                session.removed.set()
-                session.cancel.set()
 
     async def _finish(self, session: Session, report: Report, *, commit: bool = True) -> None:
         actions = tuple(
@@ -443,31 +369,7 @@ class Station:
         paths = infected_paths(original)
         session.delete_policy = "never"  # one deletion per session
         self._set_state(session, State.DELETING)
-        writable = StickMount(
-            session.volumes,
-            Path(self.settings.mount_dir),
-            f"{session.session_id}-rw",
-            allowed=self.settings.filesystems,
-            writable=True,
-        )
-        done: list[str] = []
-        failed: list[str] = list(paths)
-        detail = None
-        try:
-            root = await asyncio.to_thread(writable.open)
-            done, failed = await asyncio.to_thread(delete_named, root, paths)
-        except Exception as exc:  # whatever failed, the action is recorded as failed
-            detail = str(exc)
-            log.error("delete flow of session %s failed: %s", session.session_id, exc)
-        finally:
-            await asyncio.to_thread(writable.close)
-        action = ReportAction(
-            kind="delete_infected",
-            at=utcnow(),
-            ok=not failed,
-            files=tuple(done),
-            detail=detail or (f"{len(failed)} file(s) not deleted" if failed else None),
-        )
+        action = await delete_infected(self.settings, session, paths)
         session.pending_actions = (action,)
         await self._begin_and_scan(session, extra={"rescan_of": original.report_id})
         session.pending_actions = ()
@@ -555,22 +457,6 @@ def _has_room(path: Path, need: int = 4 << 20) -> bool:
 def _ack(name: Any, error: str | None, session_id: str | None = None) -> bytes:
     extra = {"session_id": session_id} if session_id is not None else {}
     return event(EventType.ACK, cmd=name, ok=error is None, error=error, **extra)
-
-
-def _failed(report_id: str, started: Any, reason: Reason, detail: str | None) -> Report:
-    return Report(
-        report_id=report_id,
-        verdict=TreeVerdict.ERROR,
-        reason=reason,
-        detail=detail,
-        started_at=started,
-        finished_at=utcnow(),
-        files_total=0,
-        bytes_total=0,
-        counts={},
-        findings=(),
-        engine=None,
-    )
 
 
 async def run_station(

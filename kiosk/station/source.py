@@ -72,7 +72,7 @@ def path_volume(path: Path | str) -> Volume:
 
 
 def block_volume(node: str, *, fs_type: str | None = None, label: str | None = None) -> Volume:
-    """Return the volume of a block device given by hand (loop or device-mapper in tests)."""
+    """Return the volume of a block device given by hand (a loop device in tests)."""
     return Volume(
         key=node,
         stick=node,

@@ -49,7 +49,7 @@ def station_config(tmp_path: Path, clamd: Clamd) -> Iterator[Config]:
 
 @pytest.fixture
 def loops() -> Iterator[Loops]:
-    """Loop and device-mapper devices, freed after the test."""
+    """Loop devices, freed after the test."""
     made = Loops()
     yield made
     made.close()

@@ -1,5 +1,5 @@
-"""Real block devices for the station tests: images built with mkfs, loop and device-mapper devices,
-and a screen-side client of the event socket."""
+"""Real block devices for the station tests (images built with mkfs, on loop devices) and a
+screen-side client of the event socket."""
 
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ from kiosk.protocol import Command
 from kiosk.tui.client import StationLink
 from kiosk.tui.model import StationModel
 from kiosk.tui.screen import KioskScreen
+from kiosk.tui.spec import Action, Context, Spec
 from kiosk.tui.theme import CONSOLE, LINUX_CONSOLE_PALETTE, pick_theme, themes
-from kiosk.tui.view import Action, Context, Spec, build
+from kiosk.tui.view import build
 from kiosk.tui.widgets import KioskButton
 from kiosk.tui.words import Words
 

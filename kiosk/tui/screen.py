@@ -8,7 +8,7 @@ from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from kiosk.tui.view import Spec, Tone
+from kiosk.tui.spec import Spec, Tone
 from kiosk.tui.widgets import Bar, BigWord, Findings, KioskButton
 
 TONES = tuple(f"-{tone}" for tone in Tone)

@@ -6,15 +6,16 @@ reaches any widget; widgets then show it as plain `Text`, never as markup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 
 from kiosk.models import Reason
 from kiosk.names import display_name
 from kiosk.protocol import State
 from kiosk.tui.model import Session, StationModel, Verdict
-from kiosk.tui.words import Words
+from kiosk.tui.spec import Action, Button, Context, Kind, Spec, Tone
+
+__all__ = ["Action", "Button", "Context", "Kind", "Spec", "Tone", "build"]
 
 MAX_FINDINGS_SHOWN = 6
 
@@ -32,82 +33,6 @@ UNREADABLE_REASONS = frozenset(
     {Reason.UNREADABLE, Reason.UNSUPPORTED_FS, Reason.NO_FILESYSTEM, Reason.MOUNT_FAILED}
 )
 INTERRUPTED_REASONS = frozenset({Reason.DEVICE_REMOVED, Reason.CANCELLED, Reason.INTERRUPTED})
-
-
-class Kind(StrEnum):
-    """Every screen of the kiosk."""
-
-    WAITING = "waiting"
-    PREPARING = "preparing"
-    SCANNING = "scanning"
-    CLEAN = "clean"
-    THREATS = "threats"
-    DANGEROUS = "dangerous"
-    NOT_VERIFIABLE = "not_verifiable"
-    INTERRUPTED = "interrupted"
-    UNREADABLE = "unreadable"
-    OUT_OF_SERVICE = "out_of_service"
-    CONFIRM_DELETE = "confirm_delete"
-    DELETING = "deleting"
-    REMOVE = "remove"
-
-
-class Tone(StrEnum):
-    """The background colour family of a screen (a CSS class); never the only signal."""
-
-    CALM = "calm"  # navy
-    GOOD = "good"  # green
-    BAD = "bad"  # red
-    WARN = "warn"  # orange
-    BROKEN = "broken"  # black
-
-
-class Action(StrEnum):
-    """What a button asks for."""
-
-    DELETE = "delete"
-    CONFIRM_DELETE = "confirm_delete"
-    CANCEL_DELETE = "cancel_delete"
-    DISMISS = "dismiss"
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    """One button of a screen."""
-
-    action: Action
-    label: str
-    default: bool = False  # focused first, pressed by Enter
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """Everything one screen shows; names in it are already in display form."""
-
-    kind: Kind
-    tone: Tone
-    big: str  # the block-letter word ("" for none)
-    caption: str  # the boxed line
-    lead: str = ""  # the bold sentence under the caption
-    lines: tuple[str, ...] = ()
-    findings: tuple[tuple[str, str], ...] = ()  # (name, why)
-    after: tuple[str, ...] = ()  # sentences under the findings
-    progress: float | None = None
-    current: tuple[str, str] | None = None  # (label, name) of the file being scanned
-    buttons: tuple[Button, ...] = ()
-    footer: str = ""
-    session_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the view needs besides the model."""
-
-    words: Words
-    contact: str
-    width: int = 80  # columns available for a name
-    now: float = 0.0
-    goodbye_s: float = 8.0  # how long an interrupted session stays on screen after removal
 
 
 def build(model: StationModel, ctx: Context) -> Spec:

@@ -21,6 +21,7 @@ from typing import Any
 from kiosk.config import StationConfig
 from kiosk.models import Action as ReportAction
 from kiosk.models import Reason, Report, TreeVerdict, utcnow
+from kiosk.names import display_name
 from kiosk.station.device import stick_info
 from kiosk.station.health import ScanEngine
 from kiosk.station.mount import MountError, StickMount
@@ -79,9 +80,11 @@ class StickScan:
         except MountError as exc:
             await asyncio.to_thread(mount.close)
             reason = Reason.DEVICE_REMOVED if session.removed.is_set() else exc.reason
+            log.warning("session %s: %s: %s", session.session_id, reason, display_name(str(exc)))
             return failed_report(report_id, started, reason, str(exc))
-        except Exception as exc:
+        except Exception as exc:  # e.g. blockdev or blkid failing: the stick is not read
             await asyncio.to_thread(mount.close)
+            log.warning("session %s: cannot mount: %s", session.session_id, display_name(str(exc)))
             return failed_report(report_id, started, Reason.MOUNT_FAILED, str(exc))
         try:
             session.device = dataclasses.replace(

@@ -216,6 +216,7 @@ def journal_line(session: Session, report: Report, station_id: str) -> str:
         "scan_code": report.scan_code,
         "verdict": str(report.verdict),
         "reason": str(report.reason) if report.reason else None,
+        "detail": display_name(report.detail, 300) if report.detail else None,  # for IT
         "files_total": report.files_total,
         "bytes_total": report.bytes_total,
         "counts": dict(report.counts),

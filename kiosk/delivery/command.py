@@ -14,7 +14,8 @@ from kiosk.config import Config, load_config
 from kiosk.delivery.client import ServerClient
 from kiosk.delivery.health import read_health, software_version
 from kiosk.delivery.shipper import Shipper
-from kiosk.errors import DeliveryError
+from kiosk.errors import DeliveryError, OutboxError
+from kiosk.station.outbox import Outbox  # sqlite3 only: no pyudev, no clamd
 
 log = logging.getLogger("kiosk.ship")
 
@@ -58,6 +59,19 @@ def wait_for_token(path: Path, stop: threading.Event, every: float) -> str | Non
     return None
 
 
+def open_outbox(path: Path, stop: threading.Event, every: float) -> Outbox | None:
+    """Open the station's outbox, waiting while it cannot be (station not started yet)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return Outbox(path)
+        except OutboxError as exc:
+            log.error("%s; waiting", exc)
+            stop.wait(delay)
+            delay = min(every, delay * 2)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Deliver until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -76,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     token = wait_for_token(Path(ship.token_file), stop, ship.backoff_max)
     if token is None:
         return 0
-    from kiosk.station.outbox import Outbox  # sqlite3 only: no pyudev, no clamd
-
     outbox_path, health_path = paths(config)
-    outbox = Outbox(outbox_path)
+    outbox = open_outbox(outbox_path, stop, ship.backoff_max)
+    if outbox is None:
+        return 0
     client = ServerClient(ship.server_url, token, ca_file=ship.ca_file, timeout=ship.timeout)
     shipper = Shipper(
         outbox,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
@@ -74,6 +75,19 @@ class KioskScreen(Screen[None], inherit_bindings=False):
     KioskScreen.-broken #findings { border: solid $broken-fg; }
     #buttons { width: 100%; height: auto; align: center middle; margin: 1 0 0 0; }
     #footer { dock: bottom; width: 100%; height: 1; text-align: center; padding: 0 1; }
+
+    /* A short terminal (80x24): no blank lines, one-line buttons, so that nothing is cut. */
+    KioskScreen.-compact #caption { margin: 0; }
+    KioskScreen.-compact #lead { margin: 0; }
+    KioskScreen.-compact #current { margin: 0; }
+    KioskScreen.-compact #findings { margin: 0; }
+    KioskScreen.-compact #after { margin: 0; }
+    KioskScreen.-compact #buttons { margin: 0; }
+    KioskScreen.-compact Bar { margin: 0 4; }
+    KioskScreen.-compact KioskButton {
+        height: 1; border: none; padding: 0 1; text-style: bold underline;
+    }
+    KioskScreen.-compact KioskButton:focus { text-style: bold reverse; }
     """
 
     def __init__(self) -> None:
@@ -81,9 +95,16 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         self.spec: Spec | None = None
         self.ready = False
 
+    COMPACT_BELOW = 30  # rows
+
     def on_mount(self) -> None:
         """The layout exists from now on."""
         self.ready = True
+        self.set_class(self.app.size.height < self.COMPACT_BELOW, "-compact")
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Drop the blank lines on a short terminal."""
+        self.set_class(event.size.height < self.COMPACT_BELOW, "-compact")
 
     def compose(self) -> ComposeResult:
         """Lay out every part once; `show` fills them and hides the empty ones."""

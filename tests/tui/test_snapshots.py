@@ -40,3 +40,11 @@ def test_truecolor(snap_compare, scene: Scene, language: str):
 def test_linux_console(snap_compare, scene: Scene):
     app = _app("fr", "console")
     assert snap_compare(app, terminal_size=SIZE, run_before=_before(app, scene))
+
+
+@pytest.mark.parametrize("name", ["threats", "scanning", "confirm_delete"])
+def test_small_terminal(snap_compare, name: str):
+    """80x24: the compact layout drops blank lines so that nothing is cut."""
+    scene = next(s for s in SCENES if s.name == name)
+    app = _app("fr", "truecolor")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_before(app, scene))

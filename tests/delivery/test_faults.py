@@ -119,7 +119,7 @@ def test_500_after_commit_is_retried_and_stored_once(central: Central, outbox: O
 def test_shipper_sigkilled_at_random_instants(
     central: Central, outbox: Outbox, tmp_path: Path
 ) -> None:
-    reports = sample(150, findings=50)
+    reports = sample(300, findings=50)
     for report in reports:
         outbox.commit(report)
     central.server.start()
@@ -127,17 +127,23 @@ def test_shipper_sigkilled_at_random_instants(
     log = tmp_path / "ship.log"
     rng = random.Random(int.from_bytes(os.urandom(4)))
     kills = 0
-    while outbox.backlog() > 0 and kills < 10:
+    while outbox.backlog() > 0 and kills < 8:
+        before = outbox.backlog()
         shipper = start_shipper(config, log)
-        time.sleep(rng.uniform(0.2, 1.2))  # long enough to import and deliver a few
+        # Kill it while it delivers: once it has made progress, at a random instant after.
+        wait_until(
+            lambda b=before, p=shipper: outbox.backlog() < b or p.poll() is not None, "progress"
+        )
+        time.sleep(rng.uniform(0.0, 0.3))
+        if outbox.backlog() > 0:
+            kills += 1
         shipper.kill()
         shipper.wait(30)
-        kills += 1
     shipper = start_shipper(config, log)
     try:
         wait_until(lambda: outbox.backlog() == 0, "the outbox drained")
     finally:
         shipper.send_signal(signal.SIGTERM)
         shipper.wait(30)
-    assert kills >= 1
+    assert kills >= 3  # it really was killed mid-drain, several times
     assert_exactly_once(central, reports, outbox)

@@ -229,6 +229,18 @@ class Outbox:
                 raise self._error("cannot read the outbox", exc) from exc
         return int(count)
 
+    def oldest_pending(self) -> datetime | None:
+        """Return when the oldest report still waiting for delivery was committed (None: none)."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT committed_at FROM reports WHERE state = 'committed' "
+                    "ORDER BY seq LIMIT 1"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._error("cannot read the outbox", exc) from exc
+        return None if row is None else parse_iso(row[0])
+
     def close(self) -> None:
         """Close the database."""
         with self._lock:

@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -401,14 +402,20 @@ class Station:
     async def _refresh_backlog(self) -> None:
         try:
             backlog = await asyncio.to_thread(self.outbox.backlog)
+            oldest = await asyncio.to_thread(self.outbox.oldest_pending)
         except OutboxError:
             return
-        if backlog != self.health.outbox_backlog:
-            self._set_health(dataclasses.replace(self.health, outbox_backlog=backlog))
+        link = server_link(self.config, oldest)
+        if (backlog, link) != (self.health.outbox_backlog, self.health.server_link):
+            self._set_health(
+                dataclasses.replace(self.health, outbox_backlog=backlog, server_link=link)
+            )
 
     async def _health_file_loop(self) -> None:
-        # For the shipper's heartbeats: on every change, and at least every minute.
+        # For the shipper's heartbeats: on every change, and at least every minute. The shipper
+        # drains the outbox from another process: the backlog is looked at here too.
         while True:
+            await self._refresh_backlog()
             try:
                 await asyncio.to_thread(
                     health_mod.write_health_file, self.health_path, self.health, __version__
@@ -441,6 +448,20 @@ _ENGINE_REASONS = frozenset(
         Reason.ENGINE_LOST,
     }
 )
+
+
+def server_link(config: Config, oldest_pending: datetime | None) -> str:
+    """Tell the screens how delivery goes: off (no server), ok, or down (reports stuck).
+
+    The shipper runs in another process and says nothing to the station; a report that waited
+    longer than twice the shipper's longest backoff is the sign that the link is down.
+    """
+    if not config.shipper.server_url:
+        return "off"
+    if oldest_pending is None:
+        return "ok"
+    waited = (utcnow() - oldest_pending).total_seconds()
+    return "down" if waited > 2 * config.shipper.backoff_max + 60 else "ok"
 
 
 HEALTH_FILE_EVERY = 60.0  # seconds: the shipper treats an older file as stale

@@ -200,3 +200,27 @@ def test_outbox_path_follows_the_shippers_setting() -> None:
     assert outbox_path(config) == Path("/srv/k/outbox.db")
     moved = config.with_overrides("shipper", outbox_file="/data/o.db")
     assert outbox_path(moved) == Path("/data/o.db")
+
+
+def test_oldest_pending_and_the_server_link_it_implies(tmp_path: Path) -> None:
+    from kiosk.config import Config
+    from kiosk.station.station import server_link
+
+    box = Outbox(tmp_path / "outbox.db")
+    assert box.oldest_pending() is None
+    first, second = report(), report()
+    box.commit(first)
+    box.commit(second)
+    oldest = box.oldest_pending()
+    assert oldest is not None and abs((utcnow() - oldest).total_seconds()) < 3600
+    box.acknowledge(first.report_id)
+    box.acknowledge(second.report_id)
+    assert box.oldest_pending() is None
+    box.close()
+
+    off = Config()
+    on = off.with_overrides("shipper", server_url="https://logs.example", backoff_max=300.0)
+    assert server_link(off, None) == "off"
+    assert server_link(on, None) == "ok"
+    assert server_link(on, utcnow() - timedelta(seconds=30)) == "ok"
+    assert server_link(on, utcnow() - timedelta(hours=2)) == "down"

@@ -101,3 +101,41 @@ async def test_station_listens_again_after_its_source_failed(
         station.stop()
         await asyncio.gather(task, return_exceptions=True)
         shutil.rmtree(Path(station_config.station.event_socket).parent, ignore_errors=True)
+
+
+def test_reports_of_several_filesystems_fold_worst_first() -> None:
+    from datetime import timedelta
+
+    from kiosk.models import FileVerdict, Finding, Reason, Report, TreeVerdict, utcnow
+    from kiosk.station.session import merge_reports
+
+    now = utcnow()
+
+    def part(verdict: TreeVerdict, reason: Reason | None, finding: Finding | None) -> Report:
+        return Report(
+            report_id="r",
+            verdict=verdict,
+            reason=reason,
+            started_at=now,
+            finished_at=now + timedelta(seconds=1),
+            files_total=3,
+            bytes_total=30,
+            counts={"clean": 2, str(finding.verdict): 1} if finding else {"clean": 3},
+            findings=(finding,) if finding else (),
+            engine=None,
+        )
+
+    virus = Finding(path="a/v.com", verdict=FileVerdict.INFECTED, threat="Eicar")
+    broken = Finding(path="b.txt", verdict=FileVerdict.ERROR, reason=Reason.READ_ERROR)
+    clean = part(TreeVerdict.CLEAN, None, None)
+    partial = part(TreeVerdict.INCOMPLETE, Reason.SCAN_ERRORS, broken)
+    infected = part(TreeVerdict.INFECTED, Reason.THREATS_FOUND, virus)
+
+    assert merge_reports([("", clean)]) is clean  # one filesystem: the report as it is
+    both = merge_reports([("1", clean), ("2", partial)])
+    assert (both.verdict, both.reason) == (TreeVerdict.INCOMPLETE, Reason.SCAN_ERRORS)
+    assert both.files_total == 6 and both.counts == {"clean": 5, "error": 1}
+    assert [f.path for f in both.findings] == ["2/b.txt"]
+    three = merge_reports([("1", partial), ("2", clean), ("3", infected)])
+    assert three.verdict is TreeVerdict.INFECTED
+    assert [f.path for f in three.findings] == ["3/a/v.com", "1/b.txt"]  # worst first

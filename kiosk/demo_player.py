@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,6 +36,8 @@ class Demo:
     once: bool = False
     verdicts: list[str] = field(default_factory=list)
     engine: DemoEngine | None = None
+    # The screen says when someone is in the middle of something (a delete confirmation).
+    keep: Callable[[], bool] = lambda: False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -112,7 +115,7 @@ class Demo:
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self.hold)
-                if not changed.is_set() and seen[0].state not in BUSY:
+                if not changed.is_set() and seen[0].state not in BUSY and not self.keep():
                     break
         finally:
             station.listeners.remove(listener)
@@ -138,6 +141,11 @@ class DemoApp(KioskApp, inherit_bindings=False):
     def __init__(self, demo: Demo, ui: UIConfig, **options: Any) -> None:
         super().__init__(str(demo.socket), ui, **options)
         self.demo = demo
+        demo.keep = self._confirming
+
+    def _confirming(self) -> bool:
+        session = self.model.current()
+        return session is not None and session.confirming_delete
 
     def on_mount(self) -> None:
         """Start the demo next to the screen (Textual runs KioskApp.on_mount too)."""

@@ -75,6 +75,8 @@ PROBLEMS = {
     "selftest_failed": N_("Self-test failed"),
     "signatures_old": N_("Old signatures"),
     "health_stale": N_("Health report too old"),
+    "canary_missed": N_("Test virus not detected"),
+    "outbox_full": N_("Station disk full"),
 }
 STATES = {
     "ok": N_("In service"),

@@ -148,7 +148,7 @@ class KioskButton(Static, can_focus=True):
         width: auto; height: 3; padding: 0 2; margin: 0 2;
         border: solid $foreground; text-style: bold; content-align: center middle;
     }
-    KioskButton:focus { text-style: bold reverse; border: double $foreground; }
+    KioskButton:focus { text-style: bold reverse; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter,space", "press", show=False)]
 

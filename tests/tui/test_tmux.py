@@ -34,6 +34,16 @@ pytestmark = [
 CONSOLE_BACKGROUNDS = {str(n) for n in range(40, 48)} | {"49"}
 
 
+# What the console fonts have: ASCII, Latin-1 and Latin-9 letters, thin box lines.
+LIGHT_BOX = set("─│┌┐└┘├┤┬┴┼")
+
+
+def console_glyph(ch: str) -> bool:
+    """Whether the Linux console's Lat15 font draws *ch*."""
+    code = ord(ch)
+    return 0x20 <= code < 0x7F or 0xA0 <= code <= 0xFF or ch in "€ŠšŽžŒœŸ" or ch in LIGHT_BOX
+
+
 def backgrounds(screen: str) -> set[str]:
     """The background parameters of every SGR sequence on the captured screen."""
     found = set()
@@ -145,6 +155,8 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
         assert "Prévenez Mme Martin [/red]." in shown
         assert "VIRUS" not in shown  # the big word is block letters, not text...
         assert "Code d'analyse : N4OC-6TUN" in shown  # ...and the rest of the screen is intact
+        strange = {ch for ch in shown if ch != "\n" and not console_glyph(ch)}
+        assert not strange, f"glyphs a console font lacks: {sorted(strange)}"
         colours = tmux("capture-pane", "-p", "-e", "-t", "kiosk")
         assert backgrounds(colours) <= CONSOLE_BACKGROUNDS, backgrounds(colours)
         assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{pane_title}")

@@ -71,10 +71,16 @@ class Volume:
     model: str | None = None
     serial: str | None = None
     size: int | None = None  # bytes; 0 means no medium (a card reader without card, a freed loop)
+    partitions: int | None = None  # a disk with a partition table: how many the kernel made
 
     @classmethod
     def from_properties(
-        cls, props: Mapping[str, str], *, sys_path: str, size_sectors: int | None
+        cls,
+        props: Mapping[str, str],
+        *,
+        sys_path: str,
+        size_sectors: int | None,
+        partitions: int | None = None,
     ) -> Volume:
         """Build from a udev property map (DEVTYPE, DEVNAME, ID_*) and the sysfs size."""
         devtype = props.get("DEVTYPE", "disk")
@@ -99,6 +105,7 @@ class Volume:
             model=udev_decode(model).strip() or None if model else _clean(props.get("ID_MODEL")),
             serial=_clean(props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL")),
             size=None if size_sectors is None else size_sectors * 512,
+            partitions=partitions if kind is Kind.DISK else None,
         )
 
     @property

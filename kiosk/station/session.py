@@ -27,7 +27,7 @@ from kiosk.models import Action as ReportAction
 from kiosk.models import DeviceInfo, FileVerdict, Report, TreeVerdict, utcnow
 from kiosk.names import display_name, unescape_name
 from kiosk.protocol import MAX_FINDINGS, EventType, State, event
-from kiosk.station.device import Volume, stick_info
+from kiosk.station.device import Kind, Volume, stick_info
 
 journal = logging.getLogger("kiosk.station.journal")
 
@@ -51,6 +51,7 @@ class Session:
     removed: asyncio.Event = field(default_factory=asyncio.Event)
     dismissed: asyncio.Event = field(default_factory=asyncio.Event)
     delete_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    grew: asyncio.Event = field(default_factory=asyncio.Event)  # a volume joined while settling
     pending_actions: tuple[ReportAction, ...] = ()  # done to the stick, for the next report
     last_progress: bytes | None = None
     last_progress_at: float = 0.0
@@ -59,6 +60,17 @@ class Session:
     committed_at: float | None = None  # when the report was durable in the outbox
     detected_at: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
+
+    def settled(self) -> bool:
+        """Tell whether every volume of the stick is known (no need to wait for partitions)."""
+        disks = [v for v in self.volumes if v.kind is Kind.DISK]
+        parts = [v for v in self.volumes if v.kind is Kind.PARTITION]
+        if parts and not disks:
+            return False  # a partition seen before its disk: wait for the rest
+        for disk in disks:
+            if disk.partition_table and (disk.partitions is None or len(parts) < disk.partitions):
+                return False
+        return True
 
     def info(self) -> DeviceInfo:
         """Return the device as the report and the screens see it."""

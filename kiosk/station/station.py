@@ -201,6 +201,7 @@ class Station:
                 # Still settling: a partition that shows up now belongs to this stick.
                 session.volumes = [v for v in session.volumes if v.key != found.volume.key]
                 session.volumes.append(found.volume)
+                session.grew.set()
             return
         session = Session(stick=found.volume.stick, volumes=[found.volume])
         session.delete_policy = "never"
@@ -227,7 +228,15 @@ class Station:
             self.ended = [*self.ended[-9:], session]
 
     async def _session_body(self, session: Session) -> None:
-        await wait_event(session.removed, self.settings.settle_time)
+        # Wait for the stick's other partitions, no longer than settle_time, not at all when
+        # the kernel's count says they are all here (a whole-disk filesystem, a demo folder).
+        deadline = time.monotonic() + self.settings.settle_time
+        while not session.removed.is_set() and not session.settled():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            session.grew.clear()
+            await wait_event(session.grew, left)
         if session.removed.is_set():
             return
         self._waiting.append(session)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pyudev
@@ -33,8 +34,19 @@ def volume_of(device: Any) -> Volume:
     except (KeyError, ValueError, OSError):
         size = None
     return Volume.from_properties(
-        dict(device.properties), sys_path=device.sys_path, size_sectors=size
+        dict(device.properties),
+        sys_path=device.sys_path,
+        size_sectors=size,
+        partitions=count_partitions(device.sys_path),
     )
+
+
+def count_partitions(sys_path: str) -> int | None:
+    """Count the partitions the kernel made of a disk (sysfs): none is then waited for in vain."""
+    try:
+        return sum(1 for entry in Path(sys_path).iterdir() if (entry / "partition").exists())
+    except OSError:
+        return None
 
 
 def _event_of(action: str, volume: Volume) -> DeviceEvent | None:

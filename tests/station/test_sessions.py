@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kiosk.config import Config
 from kiosk.protocol import Command, command
-from kiosk.station.device import DeviceEvent
+from kiosk.station.device import DeviceEvent, Kind, Volume
 from kiosk.station.source import DeviceSource, ManualSource
 from kiosk.station.station import Station
 from tests.station.conftest import live_station
@@ -52,9 +52,19 @@ async def test_stick_gone_while_settling_leaves_no_report(
     station_config: Config, tmp_path: Path
 ) -> None:
     config = station_config.with_overrides("station", settle_time=30.0)
-    stick = folder(tmp_path / "vite", infected=False)
+    # A disk whose partition table announced one partition that never comes: it settles.
+    disk = Volume(
+        key="/sys/x/sdz",
+        stick="/sys/x/sdz",
+        kind=Kind.DISK,
+        node="/dev/sdz",
+        bus="usb",
+        partition_table=True,
+        partitions=1,
+        size=1 << 20,
+    )
     async with live_station(config) as live:
-        volume = live.source.plug(stick)
+        volume = live.source.plug(disk)
         await live.screen.wait_for(lambda m: m.get("type") == "session")
         live.source.unplug(volume)
         ended = await live.screen.wait_for(
@@ -139,3 +149,20 @@ def test_reports_of_several_filesystems_fold_worst_first() -> None:
     three = merge_reports([("1", partial), ("2", clean), ("3", infected)])
     assert three.verdict is TreeVerdict.INFECTED
     assert [f.path for f in three.findings] == ["3/a/v.com", "1/b.txt"]  # worst first
+
+
+def test_a_session_waits_only_for_partitions_it_lacks() -> None:
+    from kiosk.station.session import Session
+
+    def vol(key: str, kind: Kind, **kw: object) -> Volume:
+        return Volume(key=key, stick="s", kind=kind, node=f"/dev/{key}", **kw)  # type: ignore[arg-type]
+
+    whole = vol("sdb", Kind.DISK, fs_type="vfat")
+    table = vol("sdb", Kind.DISK, partition_table=True, partitions=2)
+    unknown = vol("sdb", Kind.DISK, partition_table=True, partitions=None)
+    p1, p2 = vol("sdb1", Kind.PARTITION), vol("sdb2", Kind.PARTITION)
+    assert Session(stick="s", volumes=[whole]).settled()  # a filesystem on the whole stick
+    assert not Session(stick="s", volumes=[table, p1]).settled()  # one of two partitions
+    assert Session(stick="s", volumes=[table, p1, p2]).settled()
+    assert not Session(stick="s", volumes=[p1]).settled()  # a partition before its disk
+    assert not Session(stick="s", volumes=[unknown, p1, p2]).settled()  # count unknown: wait

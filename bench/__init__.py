@@ -1,1 +1,1 @@
-"""Benchmarks: `./run bench [scan|station|server] [options]` (figures are printed, never asserted)."""
+"""Benchmarks: `./run bench [scan|station|server]` (figures are printed, never asserted)."""

@@ -110,28 +110,48 @@ def _tree_stats(root: Path) -> tuple[int, int]:
 
 
 def run_kiosk(root: Path, sock: Path) -> tuple[float, int, dict[str, object]]:
-    """Run `kiosk scan --json`; return wall seconds, peak RSS bytes and the report."""
+    """Run `kiosk scan --json` under GNU time; return wall seconds, peak RSS bytes, the report."""
+    peak_file = OUT / "peak-kb"
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kiosk", "scan", str(root), "--json", "--clamd-socket", str(sock)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+    out = subprocess.run(
+        [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            "-o",
+            str(peak_file),
+            sys.executable,
+            "-m",
+            "kiosk",
+            "scan",
+            str(root),
+            "--json",
+            "--clamd-socket",
+            str(sock),
+        ],
+        capture_output=True,
+        check=False,
     )
-    assert proc.stdout is not None
-    with proc.stdout:
-        out = proc.stdout.read()
-    _pid, _status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    return wall, usage.ru_maxrss * 1024, json.loads(out)
+    return wall, int(peak_file.read_text().split()[-1]) * 1024, json.loads(out.stdout)
 
 
 def run_clamdscan(root: Path, conf: Path) -> tuple[float, int]:
     """Run `clamdscan --multiscan --fdpass`; return wall seconds and how many files it flagged."""
     start = time.perf_counter()
     out = subprocess.run(
-        ["clamdscan", f"--config-file={conf}", "--multiscan", "--fdpass", "--no-summary",
-         "--infected", str(root)],
-        capture_output=True, text=True, check=False,
+        [
+            "clamdscan",
+            f"--config-file={conf}",
+            "--multiscan",
+            "--fdpass",
+            "--no-summary",
+            "--infected",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - start
     return wall, sum(1 for line in out.stdout.splitlines() if line.endswith(" FOUND"))
@@ -156,7 +176,7 @@ def compare(label: str, root: Path, sock: Path, conf: Path, rounds: int) -> dict
     print(f"   {'clamdscan multiscan':24}{c:9.2f}{size / MB / c:9.1f}{files / c:10.0f}")
     print(f"   ratio kiosk/clamdscan: {k / c:.2f}   kiosk peak RSS: {max(peaks) / MB:.0f} MB")
     findings = len(report.get("findings", []))  # type: ignore[arg-type]
-    print(f"   verdict {report.get('verdict')}, kiosk findings {findings}, clamdscan flagged {flagged}")
+    print(f"   verdict {report.get('verdict')}: kiosk findings {findings}, clamdscan {flagged}")
     return {"kiosk": k, "clamdscan": c, "ratio": k / c, "peak_mb": max(peaks) / MB}
 
 

@@ -17,7 +17,7 @@ def test_empty_file_gives_every_default(tmp_path):
 def test_missing_default_file_is_fine_but_missing_explicit_file_is_not(tmp_path, monkeypatch):
     monkeypatch.setattr("kiosk.config.DEFAULT_PATH", tmp_path / "absent.toml")
     assert load_config() == Config()
-    with pytest.raises(ConfigError, match="absent.toml"):
+    with pytest.raises(ConfigError, match=r"absent\.toml"):
         load_config(tmp_path / "absent.toml")
 
 

@@ -25,7 +25,9 @@ def scan(config: Config) -> Callable[..., Report]:
 
     def run(root: Path, progress: list[Progress] | None = None, **scan_keys: object) -> Report:
         cfg = config.with_overrides("scan", **scan_keys) if scan_keys else config
-        return Scanner(cfg).scan(root, on_progress=progress.append if progress is not None else None)
+        return Scanner(cfg).scan(
+            root, on_progress=progress.append if progress is not None else None
+        )
 
     return run
 

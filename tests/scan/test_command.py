@@ -21,7 +21,10 @@ KIOSK = [sys.executable, "-m", "kiosk"]
 def run_scan(path, clamd, *args, env=None, **kw):
     return subprocess.run(
         [*KIOSK, "scan", str(path), "--clamd-socket", str(clamd.socket), *args],
-        capture_output=True, env={**os.environ, **(env or {})}, check=False, **kw,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+        **kw,
     )
 
 
@@ -32,8 +35,18 @@ def test_json_report_document(tmp_path, clamd):
     out = run_scan(tmp_path, clamd, "--json")
     assert out.returncode == 1, out.stderr
     doc = json.loads(out.stdout)
-    for key in ("report_id", "verdict", "files_total", "bytes_total", "findings", "engine",
-                "started_at", "finished_at", "scan_code", "counts"):
+    for key in (
+        "report_id",
+        "verdict",
+        "files_total",
+        "bytes_total",
+        "findings",
+        "engine",
+        "started_at",
+        "finished_at",
+        "scan_code",
+        "counts",
+    ):
         assert key in doc
     assert doc["verdict"] == "infected"
     assert doc["files_total"] == 3
@@ -76,8 +89,11 @@ def test_summary_in_french_and_english(tmp_path, clamd):
 
 def test_exit_code_2_when_not_verified(tmp_path):
     trees.write(tmp_path / "a.txt", b"x")
-    out = subprocess.run([*KIOSK, "scan", str(tmp_path), "--clamd-socket",
-                          str(tmp_path / "absent.sock"), "--json"], capture_output=True, check=False)
+    out = subprocess.run(
+        [*KIOSK, "scan", str(tmp_path), "--clamd-socket", str(tmp_path / "absent.sock"), "--json"],
+        capture_output=True,
+        check=False,
+    )
     assert out.returncode == 2
     doc = json.loads(out.stdout)
     assert (doc["verdict"], doc["reason"]) == ("error", "engine_down")
@@ -86,8 +102,12 @@ def test_exit_code_2_when_not_verified(tmp_path):
 def test_config_unknown_key_names_file_and_key(tmp_path):
     conf = tmp_path / "kiosk.toml"
     conf.write_text("[scan]\nworkers = 2\nwrokers = 3\n")
-    out = subprocess.run([*KIOSK, "scan", str(tmp_path), "--config", str(conf)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [*KIOSK, "scan", str(tmp_path), "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2
     assert str(conf) in out.stderr and "wrokers" in out.stderr
 
@@ -99,7 +119,9 @@ def test_progress_bar_on_a_terminal(tmp_path, clamd):
     try:
         proc = subprocess.Popen(
             [*KIOSK, "scan", str(tmp_path), "--clamd-socket", str(clamd.socket)],
-            stdout=subprocess.PIPE, stderr=follower, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            stdin=subprocess.DEVNULL,
         )
         os.close(follower)
         stdout, _ = proc.communicate(timeout=60)

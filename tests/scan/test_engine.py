@@ -78,8 +78,16 @@ def test_row19_no_answer_is_a_timeout(tmp_path, fake):
 def test_parse_reply_is_strict():
     assert parse_reply(b"fd[3]: OK\0").kind is ReplyKind.OK
     assert parse_reply(b"fd[3]: Win.Test FOUND\0").signature == "Win.Test"
-    for raw in (b"", b"OK\0", b"fd[3]: OK", b"fd[3]: OK\0fd[3]: OK\0", b"fd[3]:  FOUND\0",
-                b"fd[3]: a b FOUND\0", b": OK\0", b"fd[3]: ok\0"):
+    for raw in (
+        b"",
+        b"OK\0",
+        b"fd[3]: OK",
+        b"fd[3]: OK\0fd[3]: OK\0",
+        b"fd[3]:  FOUND\0",
+        b"fd[3]: a b FOUND\0",
+        b": OK\0",
+        b"fd[3]: ok\0",
+    ):
         assert parse_reply(raw).kind is ReplyKind.ERROR, raw
 
 

@@ -12,8 +12,8 @@ import pytest
 from kiosk.models import FileVerdict, Reason, TreeVerdict
 from kiosk.names import escape_name, unescape_name
 from tests.scan.conftest import by_path
-from tests.support.clamd import EICAR, TESTFILES
 from tests.support import trees
+from tests.support.clamd import EICAR, TESTFILES
 
 
 def test_row1_clean_stick_every_file_counted_and_ok(tmp_path, scan):
@@ -61,9 +61,17 @@ def test_row4_parity_with_clamdscan(tmp_path, scan, clamd):
     conf = tmp_path.parent / "clamdscan.conf"
     conf.write_text(f"LocalSocket {clamd.socket}\n")
     out = subprocess.run(
-        ["clamdscan", f"--config-file={conf}", "--multiscan", "--fdpass", "--no-summary",
-         str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        [
+            "clamdscan",
+            f"--config-file={conf}",
+            "--multiscan",
+            "--fdpass",
+            "--no-summary",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     flagged = set()
     for line in out.stdout.splitlines():
@@ -127,9 +135,12 @@ def test_row6_encrypted_archives_are_unverifiable(tmp_path, scan):
 def test_zip64_archive_is_not_clean(tmp_path, scan):
     import zipfile
 
-    with zipfile.ZipFile(tmp_path / "archive.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
-        with z.open("eicar.com", "w", force_zip64=True) as member:
-            member.write(EICAR)
+    path = tmp_path / "archive.zip"
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z,
+        z.open("eicar.com", "w", force_zip64=True) as member,
+    ):
+        member.write(EICAR)
     report = scan(tmp_path)
     assert report.verdict is not TreeVerdict.CLEAN
     (finding,) = report.findings
@@ -141,7 +152,9 @@ def test_row7_newline_in_name_scans_the_real_file(tmp_path, scan, infected):
     real = b"report\nx.exe"
     trees.write(tmp_path / os.fsdecode(real), EICAR if infected == "real" else b"clean text\n")
     trees.write(tmp_path / "report", EICAR if infected == "decoy" else b"clean text\n")
-    report = scan(tmp_path, )
+    report = scan(
+        tmp_path,
+    )
     infected_paths = {f.path for f in report.findings if f.verdict is FileVerdict.INFECTED}
     assert infected_paths == ({"report\nx.exe"} if infected == "real" else {"report"})
     assert report.files_total == 2
@@ -193,8 +206,18 @@ def test_row11_row12_links_and_special_files_never_followed_nor_read(tmp_path, s
     found = by_path(report)
     assert report.files_total == 1  # normal.txt only
     skipped = {p for p, f in found.items() if f.verdict is FileVerdict.SKIPPED}
-    assert skipped == {"boucle_a", "boucle_b", "racine", "passwd", "lien-eicar.com",
-                       "lien-dossier", "tube", "zero", "null", "prise.sock"}
+    assert skipped == {
+        "boucle_a",
+        "boucle_b",
+        "racine",
+        "passwd",
+        "lien-eicar.com",
+        "lien-dossier",
+        "tube",
+        "zero",
+        "null",
+        "prise.sock",
+    }
     assert not any(f.verdict is FileVerdict.INFECTED for f in report.findings)
     assert found["lien-eicar.com"].reason is Reason.SYMLINK
     assert found["tube"].reason is Reason.SPECIAL_FILE
@@ -207,7 +230,10 @@ def test_row14_policy_disguises(tmp_path, scan):
     trees.write(tmp_path / "devis.pdf", trees.minimal_pe())
     trees.write(tmp_path / "photo.jpg.exe", trees.minimal_pe())
     trees.write(tmp_path / "AUTORUN.INF", b"[autorun]\nopen=photo.jpg.exe\n")
-    trees.write(tmp_path / "vrai.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    trees.write(
+        tmp_path / "vrai.pdf",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+    )
     report = scan(tmp_path)
     assert report.verdict is TreeVerdict.SUSPICIOUS
     assert report.verdict.exit_code == 1
@@ -227,7 +253,8 @@ def test_policy_is_configurable(tmp_path, config):
     trees.write(tmp_path / "script.sh", b"#!/bin/sh\necho bonjour\n")
     strict = Scanner(config).scan(tmp_path)
     assert {f.path: f.reason for f in strict.findings} == {
-        "setup.exe": Reason.EXECUTABLE, "script.sh": Reason.SCRIPT,
+        "setup.exe": Reason.EXECUTABLE,
+        "script.sh": Reason.SCRIPT,
     }
     relaxed = config.with_overrides("policy", executables="allow", scripts="allow")
     assert Scanner(relaxed).scan(tmp_path).verdict is TreeVerdict.CLEAN

@@ -20,8 +20,9 @@ def test_ruff_lint():
 
 
 def test_ruff_format():
-    out = _run(str(BIN / "ruff"), "format", "--check", "kiosk", "tests", "bench", "tools",
-               "image-build")
+    out = _run(
+        str(BIN / "ruff"), "format", "--check", "kiosk", "tests", "bench", "tools", "image-build"
+    )
     assert out.returncode == 0, out.stdout[-4000:]
 
 
@@ -35,12 +36,21 @@ def test_station_and_server_never_import_textual_and_tui_never_imports_pyudev_py
     code = (
         "import sys, importlib, pkgutil, kiosk.{pkg}\n"
         "for m in pkgutil.walk_packages(kiosk.{pkg}.__path__, 'kiosk.{pkg}.'):\n"
-        "    importlib.import_module(m.name)\n"
+        "    if '.migrations' not in m.name:  # Alembic scripts run only under Alembic\n"
+        "        importlib.import_module(m.name)\n"
         "print(' '.join(sorted(k for k in sys.modules if k.split('.')[0] in {bad})))\n"
     )
-    for pkg, bad in (("station", "{'textual'}"), ("tui", "{'pyudev', 'pyclamd', 'magic'}"),
-                     ("server", "{'textual', 'pyudev', 'pyclamd', 'magic'}")):
-        out = subprocess.run([sys.executable, "-c", code.format(pkg=pkg, bad=bad)], cwd=ROOT,
-                             capture_output=True, text=True, check=False)
+    for pkg, bad in (
+        ("station", "{'textual'}"),
+        ("tui", "{'pyudev', 'pyclamd', 'magic'}"),
+        ("server", "{'textual', 'pyudev', 'pyclamd', 'magic'}"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(pkg=pkg, bad=bad)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "", f"kiosk.{pkg} imports {out.stdout.strip()}"

@@ -30,6 +30,7 @@ from kiosk.station.session import PROGRESS_INTERVAL, Session, delete_named, merg
 log = logging.getLogger(__name__)
 
 PRESENCE_INTERVAL = 0.5  # seconds between two checks that a stick being scanned is still there
+STOP_WAIT = 15.0  # seconds a stopping station waits for a scan to let go of its stick
 
 
 def failed_report(report_id: str, started: datetime, reason: Reason, detail: str | None) -> Report:
@@ -114,14 +115,23 @@ class StickScan:
             loop.call_soon_threadsafe(self.on_progress, session, progress)
 
         watcher = asyncio.create_task(self._watch_presence(session))
-        try:
-            report = await asyncio.to_thread(
+        scan = asyncio.ensure_future(
+            asyncio.to_thread(
                 self.scanner.scan,
                 root,
                 report_id=report_id,
                 on_progress=on_progress,
                 cancel=session.cancel,
             )
+        )
+        try:
+            report = await asyncio.shield(scan)
+        except asyncio.CancelledError:
+            # The station is stopping: let the scan thread let go of the stick before the
+            # unmount that follows (it stops at the next file once cancel is set).
+            session.cancel.set()
+            await asyncio.wait([scan], timeout=STOP_WAIT)
+            raise
         finally:
             watcher.cancel()
         unfinished = report.verdict in (TreeVerdict.INCOMPLETE, TreeVerdict.ERROR)

@@ -408,3 +408,28 @@ async def test_two_partitions_of_one_stick_are_one_session(
         assert device["fs_type"] == "ext4" and device["label"] == "P1,P2"
         live.source.unplug(parts[1])  # one partition leaving ends the stick's session
         await live.screen.wait_for(lambda m: m.get("type") == "removed")
+
+
+async def test_stop_mid_scan_unmounts_and_the_next_start_recovers(
+    station_config: Config, loops: Loops, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM (systemd stop) during a scan: the scan lets go, nothing stays mounted."""
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(3000):
+        (tree / f"f{i:05d}.txt").write_bytes(f"ligne {i} du devoir\n".encode() * 800)
+    node = loops.attach(make_image(tmp_path / "big.img", "ext4", tree, size_mb=160))
+    mount_dir = Path(station_config.station.mount_dir)
+    async with live_station(station_config) as live:
+        live.source.plug(block_volume(node))
+        await live.screen.wait_for(
+            lambda m: m.get("type") == "progress" and m["files_done"] > 0, timeout=120
+        )
+        assert mounts_under(mount_dir)
+    # live_station stopped the station: the scan was cancelled and the stick unmounted, cleanly
+    # (the scan thread had let go: no lazy unmount of a busy filesystem).
+    assert mounts_under(mount_dir) == []
+    assert not [r for r in caplog.records if "lazy unmount" in r.getMessage()]
+    async with live_station(station_config) as live:
+        (lost,) = live.station.recovered
+        assert lost.reason == "interrupted"

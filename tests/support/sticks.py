@@ -117,6 +117,22 @@ def _fuse_mounted(argv: list[str], mountpoint: Path) -> Iterator[Path]:
         subprocess.run(["fusermount", "-u", str(mountpoint)], check=True)
 
 
+def in_partition(path: Path, volume: Path, type_code: str = "7") -> Path:
+    """A stick image with an MBR whose one partition (from 1 MiB) holds the *volume* image, as
+    Windows lays out the exFAT and NTFS sticks it formats."""
+    size = volume.stat().st_size
+    _blank(path, size // MIB + 2)
+    subprocess.run(
+        ["sfdisk", "--quiet", str(path)],
+        input=f"start=2048, size={size // 512}, type={type_code}\n",
+        text=True,
+        check=True,
+    )
+    _run("dd", f"if={volume}", f"of={path}", "bs=1M", "seek=1", "conv=notrunc", "status=none")
+    volume.unlink()
+    return path
+
+
 def ntfs_stick(path: Path, tree: Path, size_mib: int = 64, label: str = "NTFSKEY") -> Path:
     """An NTFS stick (mkntfs, filled through ntfs-3g on the image file)."""
     _blank(path, size_mib)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -132,6 +133,8 @@ def central_server(
                 ) from exc
             time.sleep(0.3)
     yield CentralServer(port=port, database=database, token=token, process=process)
+    if database.exists():
+        shutil.copyfile(database, artifacts / "server.db")
     process.terminate()
     try:
         process.wait(15)

@@ -203,8 +203,9 @@ def test_boots_to_the_waiting_screen(kiosk: Kiosk) -> None:
     kiosk.shot("waiting")
     started = [m for m in vm.journal_lines() if m.startswith("Started") and "getty" in m]
     assert not started, f"a getty ran: {started}"
-    # The root is read-only and the data partition is where it belongs.
-    assert vm.find_journal("Mounted var-lib-kiosk.mount"), vm.diagnostics()
+    # The station's identity came from kiosk.toml on the data partition: nothing was asked.
+    hello = next(e for e in vm.events if e.data.get("type") == "hello")
+    assert hello.data["station_id"] == STATION_ID
 
 
 @dataclass(frozen=True)
@@ -226,12 +227,16 @@ def _eicar_fat(d: Path) -> Path:
     return sticks.fat_stick(d / "eicar.img", sticks.eicar_tree(d / "eicar"), partitioned=False)
 
 
+# exFAT and NTFS in an MBR partition, as Windows formats sticks. (A whole-disk exFAT, whose boot
+# sector also reads as an MBR, is "no filesystem" for the station today: see the README.)
 def _exfat(d: Path) -> Path:
-    return sticks.exfat_stick(d / "exfat.img", sticks.testfiles_tree(d / "exfat"))
+    volume = sticks.exfat_stick(d / "exfat.vol", sticks.testfiles_tree(d / "exfat"))
+    return sticks.in_partition(d / "exfat.img", volume)
 
 
 def _ntfs(d: Path) -> Path:
-    return sticks.ntfs_stick(d / "ntfs.img", sticks.testfiles_tree(d / "ntfs"))
+    volume = sticks.ntfs_stick(d / "ntfs.vol", sticks.testfiles_tree(d / "ntfs"))
+    return sticks.in_partition(d / "ntfs.img", volume)
 
 
 def _ext4(d: Path) -> Path:
@@ -275,7 +280,14 @@ def test_stick_verdict_reaches_screen_and_server(kiosk: Kiosk, case: StickCase) 
     image = case.build(kiosk.stick_dir)
     timing, plugged, session = scan_stick(kiosk, case.name, case.serial, image)
     verdict = kiosk.event("verdict", session)
-    assert verdict.data["verdict"] in case.verdicts, verdict.data
+    if verdict.data["verdict"] not in case.verdicts:
+        # The server's copy of the report says why (its detail), so wait for it first.
+        report = kiosk.wait(
+            f"{case.name}: the report on the server",
+            lambda: kiosk.server_report(case.serial),
+            DELIVERY_TIMEOUT,
+        )
+        pytest.fail(f"{case.name}: {verdict.data['verdict']}, expected {case.verdicts}: {report}")
     if case.colour is not None:
         kiosk.wait(
             f"{case.name}: the {case.colour} screen",

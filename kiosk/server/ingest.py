@@ -19,6 +19,11 @@ from kiosk.server.tables import Station, StoredFinding, StoredReport
 _FLAGGED_FIRST = (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS, FileVerdict.UNVERIFIABLE)
 
 
+def _cut(value: str | None, size: int) -> str | None:
+    """Fit a string to its column (the full value stays in the stored document)."""
+    return value if value is None or len(value) <= size else value[: size - 1] + "…"
+
+
 @dataclass(frozen=True)
 class _Statements:
     insert_report: Any
@@ -62,6 +67,7 @@ def store_report(
     now = utcnow()
     device = report.device
     engine = report.engine
+    serial = _cut(device.serial if device else None, 200)
     threats = [f.threat for f in report.findings if f.threat]
     ranked = sorted(
         report.findings,
@@ -82,18 +88,18 @@ def store_report(
         "bytes_total": report.bytes_total,
         "findings_total": len(report.findings),
         "threats_total": len(threats),
-        "first_threat": threats[0] if threats else None,
+        "first_threat": _cut(threats[0] if threats else None, 200),
         "first_problem": ranked[0].reason.value if ranked and ranked[0].reason else None,
-        "engine_version": engine.version if engine else None,
+        "engine_version": _cut(engine.version if engine else None, 100),
         "signatures_version": engine.signatures_version if engine else None,
         "signatures_date": engine.signatures_date if engine else None,
         "software_version": report.software_version,
-        "device_vendor": device.vendor if device else None,
-        "device_model": device.model if device else None,
-        "device_serial": device.serial if device else None,
+        "device_vendor": _cut(device.vendor if device else None, 200),
+        "device_model": _cut(device.model if device else None, 200),
+        "device_serial": serial,
         "device_size": device.size if device else None,
-        "device_fs": device.fs_type if device else None,
-        "device_label": device.label if device else None,
+        "device_fs": _cut(device.fs_type if device else None, 50),
+        "device_label": _cut(device.label if device else None, 200),
         "document": json.dumps(report.document(), ensure_ascii=False, separators=(",", ":")),
     }
     statements = _statements(connection.dialect.name)
@@ -102,7 +108,6 @@ def store_report(
         owner = connection.execute(statements.owner, {"rid": report.report_id}).scalar()
         return Outcome(duplicate=True, conflict=owner != station_id)
     if report.findings:
-        serial = device.serial if device else None
         connection.execute(
             statements.insert_finding,
             [
@@ -111,7 +116,7 @@ def store_report(
                     "position": i,
                     "path": f.path,
                     "verdict": f.verdict.value,
-                    "threat": f.threat,
+                    "threat": _cut(f.threat, 200),
                     "reason": f.reason.value if f.reason else None,
                     "detail": f.detail,
                     "sha256": f.sha256,
@@ -135,10 +140,10 @@ def store_heartbeat(connection: Connection, station_id: str, beat: HeartbeatIn) 
         "last_seen_at": now,
         "heartbeat_at": now,
         "backlog": beat.backlog,
-        "software_version": beat.software_version,
+        "software_version": _cut(beat.software_version, 50),
         "health_at": health.measured_at if health else None,
         "engine_ok": health.engine_ok if health else None,
-        "engine_version": health.engine_version if health else None,
+        "engine_version": _cut(health.engine_version if health else None, 100),
         "signatures_version": health.signatures_version if health else None,
         "signatures_date": health.signatures_date if health else None,
         "selftest_ok": health.selftest_ok if health else None,

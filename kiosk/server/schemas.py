@@ -23,7 +23,10 @@ STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 Count = Annotated[StrictInt, Field(ge=0, le=2**62)]
-Short = Annotated[str, Field(max_length=200)]
+# Strings from the stick (vendor, serial, label) or the engine (threat names) may be long once
+# escaped; refusing them would make the report undeliverable, so the limit is generous and the
+# indexed columns keep a cut copy (the stored document keeps them whole).
+Short = Annotated[str, Field(max_length=1024)]
 Long = Annotated[str, Field(max_length=4000)]
 Path = Annotated[str, Field(min_length=1, max_length=65_536)]  # escaped, may exceed PATH_MAX
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

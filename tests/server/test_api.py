@@ -226,3 +226,28 @@ async def test_health_and_openapi(server: Server) -> None:
     assert body_ref["application/json"]["schema"]["$ref"] == "#/components/schemas/ReportIn"
     assert "FindingIn" in spec["components"]["schemas"]
     assert "/login" not in spec["paths"]  # the web pages are not API
+
+
+async def test_long_strings_from_a_hostile_stick_are_stored_not_refused(server: Server) -> None:
+    token = server.add_station("st1")
+    good = make_report("st1", verdict=TreeVerdict.INFECTED).to_dict()
+    long = "\\xff" * 250  # an escaped serial of 250 invalid bytes: 1000 characters
+    good["device"] = {**good["device"], "serial": long, "vendor": long, "label": long}
+    good["engine"] = {**good["engine"], "version": "ClamAV " + "9" * 500}
+    good["findings"] = [{**good["findings"][0], "threat": "Win." + "x" * 1000}]
+    answer = await server.client.post(
+        "/api/v1/reports", content=json.dumps(good).encode(), headers=auth(token)
+    )
+    assert answer.status_code == 201, answer.text
+    with server.db.read() as session:
+        stored = session.scalar(select(StoredReport))
+        assert stored is not None
+        assert stored.device_serial is not None and len(stored.device_serial) == 200
+        assert json.loads(stored.document)["device"]["serial"] == long  # kept whole there
+        threat = session.scalar(select(StoredFinding.threat))
+        assert threat is not None and threat.endswith("…")
+    too_long = {**good, "device": {**good["device"], "serial": "x" * 1025}}
+    refused = await server.client.post(
+        "/api/v1/reports", content=json.dumps(too_long).encode(), headers=auth(token)
+    )
+    assert refused.status_code == 422

@@ -252,6 +252,21 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def mountable(volumes: list[Volume]) -> list[Volume]:
+    """Return the volumes to mount: partitions, or a disk's own filesystem when it has none.
+
+    A disk whose table holds partitions is not mounted itself. But a filesystem made on the whole
+    device (exFAT, FAT) carries the 0x55AA signature of a DOS table too, and udev then reports
+    both a partition table and a filesystem: with no partition of it in sight, the filesystem wins.
+    """
+    partitions = {v.stick for v in volumes if v.kind is Kind.PARTITION}
+    return [
+        v
+        for v in volumes
+        if not v.partition_table or (v.fs_type and v.stick not in partitions and not v.partitions)
+    ]
+
+
 class StickMount:
     """Mount every volume of one stick under one private directory; undo it all on close."""
 
@@ -264,7 +279,7 @@ class StickMount:
         allowed: Iterable[str],
         writable: bool = False,
     ) -> None:
-        self.volumes = [v for v in volumes if not v.partition_table]
+        self.volumes = mountable(list(volumes))
         self.base = base
         self.name = name
         self.allowed = frozenset(allowed)

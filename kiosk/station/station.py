@@ -38,7 +38,7 @@ from kiosk.station import health as health_mod
 from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
 from kiosk.station.health import Health, ScanEngine
-from kiosk.station.mount import clear_stale
+from kiosk.station.mount import clear_stale, mountable
 from kiosk.station.outbox import Outbox, outbox_path
 from kiosk.station.scanning import StickScan, delete_infected, failed_report
 from kiosk.station.session import (
@@ -210,7 +210,7 @@ class Station:
         self._set_state(session, State.DETECTED)
 
     def _present(self, session: Session) -> bool:
-        return all(self.source.present(v) for v in session.volumes if not v.partition_table)
+        return all(self.source.present(v) for v in mountable(session.volumes))
 
     # -- one session -----------------------------------------------------------------------
     async def _run_session(self, session: Session) -> None:

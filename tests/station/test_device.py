@@ -147,3 +147,36 @@ def test_demo_volumes_are_folders_or_images(tmp_path: Path) -> None:
     assert path_volume(folder).label == "clé"
     assert path_volume(image).kind is Kind.IMAGE
     assert path_volume(image).size == 4096
+
+
+def test_mountable_prefers_partitions_else_the_disks_own_filesystem() -> None:
+    from kiosk.station.mount import mountable
+
+    table = Volume(
+        key="d", stick="d", kind=Kind.DISK, node="/dev/sdb", partition_table=True, partitions=1
+    )
+    part = Volume(key="d/1", stick="d", kind=Kind.PARTITION, node="/dev/sdb1", fs_type="vfat")
+    exfat_whole = Volume(
+        key="d",
+        stick="d",
+        kind=Kind.DISK,
+        node="/dev/sdb",
+        fs_type="exfat",
+        partition_table=True,
+        partitions=0,
+    )
+    plain = Volume(key="d", stick="d", kind=Kind.DISK, node="/dev/sdb", fs_type="ext4")
+    assert mountable([table, part]) == [part]
+    assert mountable([table]) == []  # a table and nothing else: no filesystem
+    assert mountable([exfat_whole]) == [exfat_whole]
+    assert mountable([plain]) == [plain]
+    with_part = Volume(
+        key="d",
+        stick="d",
+        kind=Kind.DISK,
+        node="/dev/sdb",
+        fs_type="vfat",
+        partition_table=True,
+        partitions=1,
+    )
+    assert mountable([with_part, part]) == [part]  # real partitions win over the disk

@@ -128,3 +128,18 @@ def test_writable_mount_only_when_asked(tmp_path: Path, loops: Loops) -> None:
         assert "rw" in entry.options and {"nosuid", "nodev", "noexec"} <= entry.options
         assert not is_readonly(node)
     assert mounts_under(base) == []
+
+
+def test_whole_device_filesystem_that_also_looks_like_a_table(tmp_path: Path, loops: Loops) -> None:
+    """exFAT or FAT made on the whole stick also carries a DOS table's signature: udev then
+    reports both; with no partition of it, the filesystem is what gets mounted (seen in the VM)."""
+    import dataclasses
+
+    node = loops.attach(make_image(tmp_path / "w.img", "ext4", tree(tmp_path), size_mb=16))
+    both = dataclasses.replace(
+        block_volume(node, fs_type="ext4"), partition_table=True, partitions=0
+    )
+    base = tmp_path / "mnt"
+    with StickMount([both], base, "s1", allowed=ALLOWED) as stick:
+        assert stick.root is not None and (stick.root / "Cours" / "leçon.txt").exists()
+    assert mounts_under(base) == []

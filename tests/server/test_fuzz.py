@@ -16,10 +16,17 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     root: Path = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{root}/central.db"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres").create_database()
+    else:
+        url = f"sqlite:///{root}/central.db"
     tokens = prepare_database(url, "fuzz")
     server = Uvicorn(write_config(root / "s.toml", url), free_port(), root / "log", env={})
     server.start()
@@ -38,7 +45,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,

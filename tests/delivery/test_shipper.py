@@ -162,3 +162,25 @@ def test_heartbeats_carry_the_station_health(
     assert station.problems == "signatures_old" and station.selftest_ok is True
     assert station.software_version == "2.4.1"
     assert station.heartbeat_at is not None
+
+
+def test_the_shipper_waits_for_an_outbox_it_cannot_open_yet(tmp_path: Path) -> None:
+    from kiosk.delivery.command import open_outbox
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the outbox's directory is a file: opening fails
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    assert open_outbox(blocker / "outbox.db", stop, every=0.05) is None
+    stop.clear()
+    box = open_outbox(tmp_path / "data" / "outbox.db", stop, every=0.05)
+    assert box is not None and box.backlog() == 0
+    box.close()
+
+
+def test_ship_without_a_server_keeps_reports_local(tmp_path: Path) -> None:
+    from kiosk.cli import main
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[shipper]\nserver_url = ""\n')
+    assert main(["ship", "--config", str(config)]) == 0

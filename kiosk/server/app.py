@@ -22,7 +22,12 @@ from kiosk.errors import ServerError
 from kiosk.server import api, migrate, retention, templating, web
 from kiosk.server.db import Database
 from kiosk.server.deps import ServerState
-from kiosk.server.middleware import BodyLimit, FailAfterCommit, SecurityHeaders
+from kiosk.server.middleware import (
+    SECURITY_HEADERS,
+    BodyLimit,
+    FailAfterCommit,
+    SecurityHeaders,
+)
 from kiosk.server.schemas import HeartbeatIn, ReportIn
 
 log = logging.getLogger(__name__)
@@ -121,11 +126,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         # The one catch-all: log the trace, tell the client nothing of it.
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         if _is_api(request):
-            return JSONResponse(
+            response: Response = JSONResponse(
                 {"error": "internal", "message": "internal error, try again later"},
                 status_code=500,
             )
-        return web.error_page(request, 500)
+        else:
+            response = web.error_page(request, 500)
+        # This answer leaves through Starlette's outermost layer, past our header middleware.
+        for name, value in SECURITY_HEADERS:
+            response.headers[name.decode()] = value.decode()
+        return response
 
 
 def _code(status: int) -> str:

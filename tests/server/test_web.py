@@ -270,6 +270,7 @@ async def test_errors_never_leak_internals(sqlite_url: str) -> None:
         "message": "internal error, try again later",
     }
     assert page.status_code == 500
+    assert page.headers["content-security-policy"] == CSP
     for text_ in (api.text, page.text):
         assert "findings" not in text_.lower() and "Traceback" not in text_
         assert "sqlite" not in text_.lower()

@@ -46,7 +46,7 @@ def fill(db: Database, count: int, days: int = 365) -> float:
     params = {"count": count, "span": days * 86400.0, "doc": _document()}
     if db.is_sqlite:
         reports = """
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+        WITH RECURSIVE n(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM n WHERE i < :hi)
         INSERT INTO reports (report_id, scan_code, station_id, verdict, reason, started_at,
             finished_at, received_at, day, files_total, bytes_total, findings_total,
             threats_total, first_threat, engine_version, signatures_version, software_version,
@@ -81,7 +81,7 @@ def fill(db: Database, count: int, days: int = 365) -> float:
                     - make_interval(secs => (:count - i) * :span / :count) AS t,
             CASE WHEN i % 50 = 0 THEN 'infected' WHEN i % 37 = 0 THEN 'incomplete'
                  WHEN i % 101 = 0 THEN 'error' ELSE 'clean' END AS v
-              FROM generate_series(1, :count) AS i) AS g
+              FROM generate_series(:lo, :hi) AS i) AS g
         """
     hash_expr = "printf('%064x', pk % 2000)" if db.is_sqlite else "lpad(to_hex(pk % 2000), 64, '0')"
     findings = f"""
@@ -91,8 +91,14 @@ def fill(db: Database, count: int, days: int = 365) -> float:
             station_id, device_serial, finished_at
         FROM reports WHERE verdict = 'infected'
     """
+    # A million rows per transaction: one giant one would grow SQLite's WAL to the whole table.
+    chunk = 1_000_000
+    for lo in range(1, count + 1, chunk):
+        with db.write() as session:
+            if db.is_sqlite:
+                session.execute(text("PRAGMA cache_size = -262144"))  # 256 MiB for the indexes
+            session.execute(text(reports), {**params, "lo": lo, "hi": min(lo + chunk - 1, count)})
     with db.write() as session:
-        session.execute(text(reports), params)
         session.execute(text(findings))
     # What autovacuum would have done by then: statistics, and PostgreSQL's visibility map
     # (without it, index-only scans still visit the heap).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -39,9 +40,13 @@ class LoginRequiredError(Exception):
         self.next_path = next_path
 
 
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%:@!$&'()*+,;=?-]*")
+
+
 def _safe_next(value: str | None) -> str:
-    # Only local paths: an open redirect would help phishing.
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    # Only local paths, in plain URL characters: an open redirect would help phishing, and
+    # browsers drop tabs and newlines, so "/\t/evil.example" would become "//evil.example".
+    if not value or not _LOCAL_PATH.fullmatch(value) or "\\" in value:
         return "/"
     return value
 

@@ -240,7 +240,12 @@ async def test_pages_show_what_came_in(server: Server) -> None:
     english = await server.client.get("/lang/en?next=/stations")
     assert english.headers["location"] == "/stations"
     assert "Not protecting" in (await server.client.get("/stations")).text
-    assert (await server.client.get("/lang/en?next=//evil.example")).headers["location"] == "/"
+    for evil in ("//evil.example", "/\t/evil.example", "https://evil.example",
+                 "/\\evil.example", "/\n/evil.example"):  # fmt: skip
+        answer = await server.client.get("/lang/en", params={"next": evil})
+        assert answer.headers["location"] == "/", evil
+    ok = await server.client.get("/lang/fr", params={"next": "/scans?verdict=infected&size=50"})
+    assert ok.headers["location"] == "/scans?verdict=infected&size=50"
 
 
 async def test_errors_never_leak_internals(sqlite_url: str) -> None:

@@ -178,3 +178,15 @@ def test_export_downloads_the_filtered_list_neutralised(page: object, site: Site
         page.click("a#export")  # type: ignore[attr-defined]
     scans = list(csv.reader(io.StringIO(Path(info.value.path()).read_text("utf-8-sig"))))
     assert len(scans) == 2 and scans[1][3] == "infected"
+
+
+def test_english_on_request_and_logout(page: object, site: Site) -> None:
+    page.goto(f"{site.url}/stations")  # type: ignore[attr-defined]
+    page.click("a[hreflang=en]")  # type: ignore[attr-defined]
+    page.wait_for_url(f"{site.url}/stations")  # type: ignore[attr-defined]
+    assert page.locator("h1").inner_text() == "Stations"  # type: ignore[attr-defined]
+    assert "Dashboard" in page.locator("header nav").inner_text()  # type: ignore[attr-defined]
+    page.click("form[action='/logout'] button")  # type: ignore[attr-defined]
+    page.wait_for_url("**/login")  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/scans")  # type: ignore[attr-defined]
+    assert "/login?next=" in page.url  # type: ignore[attr-defined]

@@ -13,7 +13,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from sqlalchemy import select
 
 from kiosk.i18n import LANGUAGES
@@ -298,6 +304,35 @@ def scans(request: Request, ctx: Page) -> Response:
         schools=schools,
         verdicts=[v.value for v in TreeVerdict],
     )
+
+
+@router.get("/scans.json")
+def scans_json(request: Request, ctx: Page) -> Response:
+    """The same page of the scans list as data (datasette-style: one view, two forms)."""
+    f = queries.ScanFilter.from_params(request.query_params)
+    size = _page_size(request)
+    after = queries.Cursor.decode(request.query_params.get("after"))
+    with ctx.state.db.read() as session:
+        page = queries.list_scans(session, f, ctx.state.tz, size, after=after)
+    rows = [
+        {
+            "report_id": r.report_id,
+            "scan_code": r.scan_code,
+            "finished_at": r.finished_at.isoformat(),
+            "station_id": s.id,
+            "station": s.name,
+            "school": s.school,
+            "verdict": r.verdict,
+            "reason": r.reason,
+            "files_total": r.files_total,
+            "findings_total": r.findings_total,
+            "first_threat": r.first_threat,
+            "device_serial": r.device_serial,
+        }
+        for r, s in page.rows
+    ]
+    older = page.older.encode() if page.older else None
+    return JSONResponse({"filters": f.params(), "rows": rows, "next": older})
 
 
 def _csv_response(name: str, chunks: Iterator[str]) -> StreamingResponse:

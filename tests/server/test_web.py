@@ -29,7 +29,7 @@ async def post(server: Server, token: str, *reports: object) -> None:
 
 
 async def test_pages_need_a_login(server: Server) -> None:
-    for path in (*PAGES, "/scans.csv", "/findings.csv", "/scans/x"):
+    for path in (*PAGES, "/scans.csv", "/scans.json", "/findings.csv", "/scans/x"):
         answer = await server.client.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/login?next=")
@@ -174,6 +174,9 @@ async def test_filters_and_keyset_pages_visit_every_scan_once(server: Server) ->
     tz = server.app.state.server.tz
     assert dated == [r.report_id for r in reports if r.finished_at.astimezone(tz).date() == day]
     assert dated
+    data = (await server.client.get("/scans.json?verdict=infected&size=20")).json()
+    assert [row["report_id"] for row in data["rows"]] == infected
+    assert data["filters"] == {"verdict": "infected"} and data["next"] is None
     # Going back: the "newer" link of page 2 gives page 1 again.
     html = (await server.client.get("/scans?size=20")).text
     nxt = re.search(r'rel="next" href="([^"]+)"', html)

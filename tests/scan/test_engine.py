@@ -42,7 +42,8 @@ def _config(sock, **scan):
 
 
 @pytest.mark.parametrize(
-    "behaviour", ["empty", "truncated", "ok_no_nul", "error_then_ok", "two_oks", "error", "garbage"]
+    "behaviour",
+    ["empty", "truncated", "ok_no_nul", "error_then_ok", "wrong_number", "error", "garbage"],
 )
 def test_row19_bad_replies_are_errors_never_clean(tmp_path, fake, behaviour):
     server = fake(behaviour)
@@ -53,7 +54,7 @@ def test_row19_bad_replies_are_errors_never_clean(tmp_path, fake, behaviour):
     assert report.verdict is TreeVerdict.INCOMPLETE
     assert {f.verdict for f in report.findings} == {FileVerdict.ERROR}
     assert {f.reason for f in report.findings} == {Reason.ENGINE_ERROR}
-    assert server.received_fds == 2  # the files really went to the engine
+    assert server.received_fds >= 2  # the files really went to the engine
 
 
 def test_row19_well_formed_replies_are_taken(tmp_path, fake):

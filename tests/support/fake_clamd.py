@@ -25,7 +25,7 @@ BEHAVIOURS = (
     "garbage",
     "hang",
     "ok_no_nul",
-    "two_oks",
+    "wrong_number",
 )
 
 
@@ -89,6 +89,9 @@ class FakeClamd:
         try:
             command = self._read_command(conn)
             self.commands.append(command)
+            if command == b"zIDSESSION":
+                self._session(conn)
+                return
             if command == b"zPING":
                 conn.sendall(b"PONG\0")
             elif command == b"zVERSION":
@@ -99,52 +102,63 @@ class FakeClamd:
                     if size == 0:
                         break
                     _recv_exact(conn, size)
-                reply = (
-                    b"stream: Eicar-Test-Signature FOUND\0"
-                    if self.canary_found
-                    else (b"stream: OK\0")
-                )
-                conn.sendall(reply)
-            elif command == b"zFILDES":
-                fds = array.array("i")
-                _msg, ancdata, _flags, _addr = conn.recvmsg(1, socket.CMSG_LEN(fds.itemsize))
-                for level, kind, payload in ancdata:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-                for fd in fds:
-                    os.close(fd)
-                    self.received_fds += 1
-                if self._answer(conn):
-                    return  # keep hanging connections open
+                found = b"stream: Eicar-Test-Signature FOUND\0"
+                conn.sendall(found if self.canary_found else b"stream: OK\0")
             else:
                 conn.sendall(b"UNKNOWN COMMAND\0")
         except OSError:
             pass
         conn.close()
 
-    def _answer(self, conn: socket.socket) -> bool:
-        b = self.behaviour
-        if b == "ok":
-            conn.sendall(b"fd[10]: OK\0")
-        elif b == "found":
-            conn.sendall(b"fd[10]: Fake.Virus FOUND\0")
-        elif b == "empty":
+    def _session(self, conn: socket.socket) -> None:
+        """IDSESSION: numbered replies; the behaviour decides what each FILDES gets."""
+        number = 0
+        try:
+            while True:
+                command = self._read_command(conn)
+                if not command or command == b"zEND":
+                    break
+                number += 1
+                self.commands.append(command)
+                if command != b"zFILDES":
+                    conn.sendall(f"{number}: UNKNOWN COMMAND\0".encode())
+                    continue
+                self._receive_fd(conn)
+                if self._answer(conn, number):
+                    return  # hanging: keep the connection open, answer nothing
+                if self.behaviour in ("empty", "truncated", "ok_no_nul"):
+                    break  # these end the connection after their (lack of) reply
+        except OSError:
             pass
-        elif b == "truncated":
-            conn.sendall(b"fd[10]: O")
-        elif b == "ok_no_nul":
-            conn.sendall(b"fd[10]: OK")
-        elif b == "error_then_ok":
-            conn.sendall(b"fd[10]: lstat() failed ERROR\0fd[10]: OK\0")
-        elif b == "two_oks":
-            conn.sendall(b"fd[10]: OK\0fd[10]: OK\0")
-        elif b == "error":
-            conn.sendall(b"fd[10]: Can't allocate memory ERROR\0")
-        elif b == "garbage":
-            conn.sendall(b"\xff\xfe nonsense\0")
-        elif b == "hang":
+        conn.close()
+
+    def _receive_fd(self, conn: socket.socket) -> None:
+        fds = array.array("i")
+        _msg, ancdata, _flags, _addr = conn.recvmsg(1, socket.CMSG_LEN(fds.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        for fd in fds:
+            os.close(fd)
+            self.received_fds += 1
+
+    def _answer(self, conn: socket.socket, n: int) -> bool:
+        b = self.behaviour
+        replies = {
+            "ok": f"{n}: fd[10]: OK\0",
+            "found": f"{n}: fd[10]: Fake.Virus FOUND\0",
+            "empty": "",
+            "truncated": f"{n}: fd[10]: O",
+            "ok_no_nul": f"{n}: fd[10]: OK",
+            "error_then_ok": f"{n}: fd[10]: lstat() failed ERROR\0{n}: fd[10]: OK\0",
+            "wrong_number": f"{n + 100}: fd[10]: OK\0",
+            "error": f"{n}: fd[10]: Can't allocate memory ERROR\0",
+            "garbage": "\udcff\udcfe nonsense\0",
+        }
+        if b == "hang":
             self._hanging.append(conn)
             return True
+        conn.sendall(replies[b].encode("utf-8", "surrogateescape"))
         return False
 
 

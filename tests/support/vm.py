@@ -182,8 +182,12 @@ class VM:
             "virtserialport,chardev=control,name=org.kiosk.control",
             "-serial",
             f"file:{w / 'console.log'}",
+            # The screen has an id so that a USB keyboard can be bound to it (input-send-event
+            # then reaches that keyboard, and only it).
             "-vga",
-            "std",
+            "none",
+            "-device",
+            "VGA,id=video0",
             "-display",
             "none",
             "-qmp",
@@ -363,8 +367,10 @@ class VM:
         return at
 
     def plug_keyboard(self, ident: str) -> None:
-        """Hot-plug a USB keyboard."""
-        self.monitor().command("device_add", driver="usb-kbd", id=ident, bus="xhci.0")
+        """Hot-plug a USB keyboard, bound to the screen so that send_keys(usb=True) types on it."""
+        self.monitor().command(
+            "device_add", driver="usb-kbd", id=ident, bus="xhci.0", display="video0"
+        )
 
     def unplug(self, ident: str, timeout: float = 30.0) -> None:
         """Remove a device that has no block node."""
@@ -373,9 +379,10 @@ class VM:
         qmp.command("device_del", id=ident)
         qmp.wait_event("DEVICE_DELETED", timeout=timeout, since=at, device=ident)
 
-    def send_keys(self, keys: list[str], device: str | None = None) -> None:
-        """Press and release each QKeyCode in *keys* (together, as a chord), on *device* or on
-        the machine's own PS/2 keyboard."""
+    def send_keys(self, keys: list[str], usb: bool = False) -> None:
+        """Press *keys* (QKeyCodes, together, as a chord) and release them: on the USB keyboard
+        bound to the screen when *usb*, else on the machine's own PS/2 keyboard."""
+        device = "video0" if usb else None
         down = [
             {"type": "key", "data": {"down": True, "key": {"type": "qcode", "data": k}}}
             for k in keys

@@ -54,3 +54,14 @@ async def until(pilot: Pilot[None], ready: Callable[[], bool], steps: int = 500)
             return True
         await pilot.pause(0.02)
     return ready()
+
+
+async def press_button(pilot: Pilot[None], selector: str) -> None:
+    """Click a button once it is mounted and laid out (buttons are mounted after a redraw)."""
+
+    def ready() -> bool:
+        found = pilot.app.screen.query(selector)
+        return bool(found) and found.first().region.area > 0
+
+    assert await until(pilot, ready), f"{selector} never shown"
+    await pilot.click(selector)

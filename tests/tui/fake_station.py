@@ -110,6 +110,7 @@ class FakeStation:
         self.replies: dict[str, dict[str, Any]] = {}  # cmd -> extra ack fields
         self.clients: list[asyncio.StreamWriter] = []
         self.connections = 0
+        self.pings = 0
         self._server: asyncio.Server | None = None
         self.command_seen = asyncio.Event()
 
@@ -149,9 +150,12 @@ class FakeStation:
         try:
             while raw := await reader.readline():
                 message = decode(raw)
-                self.commands.append(message)
-                self.command_seen.set()
                 cmd = message.get("cmd")
+                if cmd == "ping":
+                    self.pings += 1  # kept apart: a slow test may see a ping at any time
+                else:
+                    self.commands.append(message)
+                    self.command_seen.set()
                 ack = {"type": "ack", "cmd": cmd, "ok": True, "error": None}
                 ack.update(self.replies.get(str(cmd), {}))
                 writer.write(line(ack))

@@ -8,7 +8,7 @@ from textual import events
 from textual.widgets import Static
 
 from kiosk.tui.view import Kind
-from tests.tui.conftest import make_app, until
+from tests.tui.conftest import make_app, press_button, until
 from tests.tui.fake_station import (
     FakeStation,
     finding,
@@ -26,6 +26,11 @@ def kind_of(app) -> Kind | None:
     return spec.kind if spec is not None else None
 
 
+def scanning_with_file(app) -> bool:
+    spec = app.screen.spec
+    return spec is not None and spec.kind == Kind.SCANNING and spec.current is not None
+
+
 async def test_waiting_scanning_clean_then_back_to_waiting(station: FakeStation):
     app = make_app(station.path)
     async with app.run_test(size=(100, 32)) as pilot:
@@ -36,7 +41,8 @@ async def test_waiting_scanning_clean_then_back_to_waiting(station: FakeStation)
         await station.send(session(sid, "detected"))
         assert await until(pilot, lambda: kind_of(app) == Kind.PREPARING)
         await station.send(session(sid, "scanning"), progress(sid, 617, 1234, "Photos/été.jpg"))
-        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        # Lines arrive and frames are drawn on their own clocks: wait for the frame with both.
+        assert await until(pilot, lambda: scanning_with_file(app))
         spec = app.screen.spec
         assert spec.big == "50 %"
         assert spec.current == ("Current file:", "Photos/été.jpg")
@@ -66,16 +72,16 @@ async def test_delete_offer_confirm_escape_then_delete_and_rescan(station: FakeS
         assert spec.findings[0] == ("Jeux/setup_crack.exe", "virus: Eicar-Test-Signature")
         assert spec.findings[1] == ("Devoirs/rapport.pdf", "a program disguised as a document")
         assert "Mme Martin (IT)" in spec.lead
-        await pilot.click("#button-delete")
+        await press_button(pilot, "#button-delete")
         assert await until(pilot, lambda: kind_of(app) == Kind.CONFIRM_DELETE)
         # Only the infected file is listed for deletion; Escape backs out.
         assert [name for name, _ in app.screen.spec.findings] == ["Jeux/setup_crack.exe"]
         await pilot.press("escape")
         assert await until(pilot, lambda: kind_of(app) == Kind.THREATS)
         assert not station.commands
-        await pilot.click("#button-delete")
+        await press_button(pilot, "#button-delete")
         assert await until(pilot, lambda: kind_of(app) == Kind.CONFIRM_DELETE)
-        await pilot.click("#button-confirm_delete")
+        await press_button(pilot, "#button-confirm_delete")
         assert await until(pilot, lambda: bool(station.commands))
         assert station.commands[0]["cmd"] == "delete_infected"
         assert station.commands[0]["session_id"] == sid
@@ -159,7 +165,7 @@ async def test_names_are_shown_inert_and_visible(station: FakeStation):
     hostile = "a\x1b[2J\x1b]0;pwned\x07[@click=app.quit]x[/red]\u202egpj.exe"
     async with app.run_test(size=(120, 32)) as pilot:
         await station.send(session(sid, "scanning"), progress(sid, 1, 2, hostile))
-        assert await until(pilot, lambda: kind_of(app) == Kind.SCANNING)
+        assert await until(pilot, lambda: scanning_with_file(app))
         _label, shown = app.screen.spec.current
         assert shown == "a\\x1b[2J\\x1b]0;pwned\\x07[@click=app.quit]x[/red]<U+202E>gpj.exe"
         await pilot.pause()

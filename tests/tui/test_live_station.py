@@ -13,7 +13,7 @@ from kiosk.demo_sticks import infected_stick
 from kiosk.station.source import ManualSource
 from kiosk.station.station import Station
 from kiosk.tui.view import Kind
-from tests.tui.conftest import make_app, until
+from tests.tui.conftest import make_app, press_button, until
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ async def test_demo_shows_every_verdict_of_real_scans(short_dir: Path):
             if not app.is_running or (len(demo.verdicts) == 4 and Kind.DANGEROUS in seen):
                 break
             await pilot.pause(0.02)
-    assert demo.verdicts == ["clean", "infected", "incomplete", "suspicious"]
+    assert demo.verdicts == ["clean", "infected", "incomplete", "suspicious"], demo.details
     for kind in (
         Kind.WAITING,
         Kind.SCANNING,
@@ -65,9 +65,9 @@ async def test_delete_infected_files_through_the_real_station(clamd, short_dir: 
                 "Jeux/setup_crack.exe",
                 "Documents/Facture [@click=app.quit]urgente[b red].pdf",
             }
-            await pilot.click("#button-delete")
+            await press_button(pilot, "#button-delete")
             assert await until(pilot, lambda: kind_of(app) == Kind.CONFIRM_DELETE)
-            await pilot.click("#button-confirm_delete")
+            await press_button(pilot, "#button-confirm_delete")
             assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN, steps=5000)
             assert app.screen.spec.lines[0].startswith("The infected files were deleted")
             assert not (stick / "Jeux" / "setup_crack.exe").exists()

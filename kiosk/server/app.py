@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kiosk import __version__
 from kiosk.config import Config, load_config
 from kiosk.errors import ServerError
-from kiosk.server import api, migrate, retention, templating, web
+from kiosk.server import api, downloads, migrate, pages, retention, templating, web
 from kiosk.server.db import Database
 from kiosk.server.deps import ServerState
 from kiosk.server.middleware import (
@@ -74,6 +74,8 @@ def create_app(
     app.state.server = state
     app.include_router(api.router)
     app.include_router(web.router)
+    app.include_router(pages.router)
+    app.include_router(downloads.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     _install_openapi_bodies(app)

@@ -41,7 +41,9 @@ class ClamdConfig:
 class ScanConfig:
     """How the tree is walked and scanned."""
 
-    workers: int = _doc(0, "Files scanned at once; 0 means one per CPU core plus one.")
+    workers: int = _doc(
+        0, "Files in flight to clamd at once (one session, pipelined); 0: 8 per core, 16 at least."
+    )
     file_timeout: float = _doc(
         150.0, "Seconds clamd may spend on one file before it is an error (over MaxScanTime)."
     )

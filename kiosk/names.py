@@ -29,6 +29,8 @@ _NAMED_CONTROLS = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 def escape_name(raw: bytes) -> str:
     """Return the reversible, valid-UTF-8 escaped form of a raw name or path."""
+    if raw.isascii() and b"\\" not in raw:
+        return raw.decode("ascii")  # most names: nothing to escape (runs once per file)
     out: list[str] = []
     for ch in raw.decode("utf-8", "surrogateescape"):
         code = ord(ch)

@@ -1,4 +1,4 @@
-"""The only door to clamd: a pyclamd subclass that fixes what pyclamd gets wrong for a kiosk.
+"""clamd replies parsed strictly, and the pyclamd subclass for the pre-flight's one-shot commands.
 
 Why a subclass and not plain pyclamd (0.4.0), see also the README:
 * pyclamd frames commands with a newline (`nSCAN name\\n`): a file name holding a newline splits
@@ -8,15 +8,15 @@ Why a subclass and not plain pyclamd (0.4.0), see also the README:
 * pyclamd returns `None` both for "no virus" and for an empty or truncated reply. Here a reply is
   parsed strictly into `EngineReply`: only a complete, NUL-terminated `...: OK` is clean; nothing
   else ever is.
-* pyclamd has no `FILDES`, and one instance shared by threads mixes up replies: each worker thread
-  owns its own `ClamdClient`, and each command opens its own connection.
+* pyclamd has no `FILDES`, and one instance shared by threads mixes up replies: files go to clamd
+  on one pipelined session (`kiosk.scan.session`); this client makes the pre-flight's one-shot
+  commands, each on its own connection, and is never shared between threads.
 * a stream over `StreamMaxLength` raises a bare `BrokenPipeError`; we turn every socket trouble
   into an `EngineReply` of kind ERROR, or an `EngineError` for the pre-flight commands.
 """
 
 from __future__ import annotations
 
-import array
 import socket
 import struct
 from collections.abc import Callable
@@ -178,20 +178,6 @@ class ClamdClient(pyclamd.ClamdUnixSocket):  # type: ignore[misc]
             self._close_socket()
 
     # -- scanning ---------------------------------------------------------------------------
-    def scan_fd(self, fd: int) -> EngineReply:
-        """Scan the open file *fd* (passed to clamd with SCM_RIGHTS); never raises."""
-
-        def send() -> None:
-            assert self.clamd_socket is not None
-            # clamd wants the command first, then the descriptor riding on one more byte
-            # (ancillary data sent with the command itself is a PROTOCOL ERROR).
-            self._send_command("FILDES")
-            self.clamd_socket.sendmsg(
-                [b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-            )
-
-        return self._exchange(send)
-
     def scan_bytes(self, data: bytes) -> EngineReply:
         """Scan a buffer with INSTREAM (used for the EICAR canary); never raises."""
 

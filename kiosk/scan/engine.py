@@ -1,4 +1,4 @@
-"""The engine as the kiosk sees it: per-thread clamd clients and the pre-flight before each scan.
+"""The engine as the kiosk sees it: the pre-flight before each scan, and a liveness probe.
 
 A scan may start only when clamd answers PING and VERSION, detects the EICAR canary, and its
 signatures (when dated) are not older than the configured age. Anything else is an `EngineError`
@@ -8,7 +8,6 @@ whose `reason` says why, and the stick gets an `error` verdict: never green.
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import datetime, timedelta
 
 from kiosk.config import ClamdConfig, SignaturesConfig
@@ -28,7 +27,7 @@ def eicar() -> bytes:
 
 
 class Engine:
-    """clamd for the scanner: thread-local clients, pre-flight, liveness probe."""
+    """clamd for the scanner: the pre-flight and a liveness probe."""
 
     def __init__(
         self, clamd: ClamdConfig, signatures: SignaturesConfig, *, file_timeout: float
@@ -36,19 +35,6 @@ class Engine:
         self.clamd = clamd
         self.signatures = signatures
         self.file_timeout = file_timeout
-        self._local = threading.local()
-
-    def client(self) -> ClamdClient:
-        """Return this thread's own client (pyclamd objects must not be shared by threads)."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = ClamdClient(
-                self.clamd.socket,
-                connect_timeout=self.clamd.connect_timeout,
-                timeout=self.file_timeout,
-            )
-            self._local.client = client
-        return client
 
     def alive(self, timeout: float = 5.0) -> bool:
         """Tell whether clamd answers PING within *timeout* seconds."""

@@ -35,19 +35,7 @@ STOP_WAIT = 15.0  # seconds a stopping station waits for a scan to let go of its
 
 def failed_report(report_id: str, started: datetime, reason: Reason, detail: str | None) -> Report:
     """Return the `error` report of a session that could not scan at all."""
-    return Report(
-        report_id=report_id,
-        verdict=TreeVerdict.ERROR,
-        reason=reason,
-        detail=detail,
-        started_at=started,
-        finished_at=utcnow(),
-        files_total=0,
-        bytes_total=0,
-        counts={},
-        findings=(),
-        engine=None,
-    )
+    return Report.failed(report_id, started, reason, detail)
 
 
 class StickScan:

@@ -35,6 +35,7 @@ class Demo:
     gap: float = 4.0
     once: bool = False
     verdicts: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # verdict, reason and detail, for IT
     engine: DemoEngine | None = None
     # The screen says when someone is in the middle of something (a delete confirmation).
     keep: Callable[[], bool] = lambda: False
@@ -110,7 +111,9 @@ class Demo:
                 if seen and seen[0].state is State.ENDED:
                     break
             if seen and seen[0].report is not None:
-                self.verdicts.append(str(seen[0].report.verdict))
+                report = seen[0].report
+                self.verdicts.append(str(report.verdict))
+                self.details.append(f"{report.verdict} {report.reason} {report.detail}")
             while seen and seen[0].state is not State.ENDED:
                 changed.clear()
                 with contextlib.suppress(TimeoutError):

@@ -9,7 +9,7 @@ from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from kiosk.tui.spec import Spec, Tone
+from kiosk.tui.spec import Button, Spec, Tone
 from kiosk.tui.widgets import Bar, BigWord, Findings, KioskButton
 
 TONES = tuple(f"-{tone}" for tone in Tone)
@@ -163,11 +163,16 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         widget.rows = spec.findings
 
     def _buttons(self, spec: Spec) -> None:
+        # Queued, so that one set of buttons is gone before the next (same ids) is mounted.
+        self.call_next(self._rebuild_buttons, spec.buttons)
+
+    async def _rebuild_buttons(self, specs: tuple[Button, ...]) -> None:
         box = self.query_one("#buttons", Horizontal)
-        box.remove_children()
-        buttons = [KioskButton(b.label, b.action, id=f"button-{b.action}") for b in spec.buttons]
-        box.display = bool(buttons)
-        if buttons:
-            box.mount_all(buttons)
-            default = next((i for i, b in enumerate(spec.buttons) if b.default), 0)
-            self.call_after_refresh(buttons[default].focus)
+        await box.remove_children()
+        box.display = bool(specs)
+        if not specs:
+            return
+        buttons = [KioskButton(b.label, b.action, id=f"button-{b.action}") for b in specs]
+        await box.mount_all(buttons)
+        default = next((i for i, b in enumerate(specs) if b.default), 0)
+        buttons[default].focus()

@@ -110,7 +110,7 @@ async def test_done_sends_dismiss_and_asks_to_remove_the_stick(station: FakeStat
         await station.send(session(sid, "verdict"), verdict(sid, "clean"))
         assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
         assert app.screen.spec.caption == "AUCUNE MENACE DÉTECTÉE"
-        await pilot.pause()
+        assert await until(pilot, lambda: getattr(app.focused, "id", None) == "button-dismiss")
         await pilot.press("enter")  # "Terminé" has the focus
         assert await until(pilot, lambda: bool(station.commands))
         assert station.commands[0] == {"v": 1, "cmd": "dismiss", "session_id": sid}

@@ -50,6 +50,7 @@ class KioskApp(App[None], inherit_bindings=False):
         *,
         env: Mapping[str, str] | None = None,
         goodbye_s: float = 8.0,
+        startup_s: float = 15.0,
         link_options: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
@@ -57,6 +58,8 @@ class KioskApp(App[None], inherit_bindings=False):
         self.words = Words(self.ui.language)
         self.model = StationModel()
         self.goodbye_s = goodbye_s
+        self.startup_s = startup_s
+        self.model.started_at = time.monotonic()
         self.renders = 0
         self.ignored_pastes = 0
         self._theme_name = pick_theme(self.ui.theme, os.environ if env is None else env)
@@ -122,6 +125,7 @@ class KioskApp(App[None], inherit_bindings=False):
             width=width,
             now=time.monotonic(),
             goodbye_s=self.goodbye_s,
+            startup_s=self.startup_s,
         )
         return build(self.model, ctx)
 

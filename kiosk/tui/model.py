@@ -136,6 +136,7 @@ class StationModel:
 
     connected: bool = False
     ever_connected: bool = False
+    started_at: float = 0.0  # when the screen started (monotonic), for the boot grace
     station_id: str | None = None
     health: Health | None = None
     sessions: dict[str, Session] = field(default_factory=dict)

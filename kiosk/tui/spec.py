@@ -11,6 +11,7 @@ from kiosk.tui.words import Words
 class Kind(StrEnum):
     """Every screen of the kiosk."""
 
+    STARTING = "starting"
     WAITING = "waiting"
     PREPARING = "preparing"
     SCANNING = "scanning"
@@ -82,3 +83,4 @@ class Context:
     width: int = 80  # columns available for a name
     now: float = 0.0
     goodbye_s: float = 8.0  # how long an interrupted session stays on screen after removal
+    startup_s: float = 15.0  # before the first connection, "starting" rather than "out of order"

@@ -39,6 +39,15 @@ def build(model: StationModel, ctx: Context) -> Spec:
     """Return the screen for the current state of *model*."""
     _ = ctx.words._
     if not model.connected:
+        if not model.ever_connected and ctx.now - model.started_at < ctx.startup_s:
+            # At boot the screen may come up before the station: no alarm for that.
+            return Spec(
+                kind=Kind.STARTING,
+                tone=Tone.CALM,
+                big="USB",
+                caption=_("USB ANTIVIRUS STATION"),
+                lead=_("Starting, please wait..."),
+            )
         return _out_of_service(ctx, ["station_unreachable"], footer="")
     session = model.current()
     if session is None:

@@ -38,6 +38,7 @@ class Scene:
     events: list[dict[str, Any]] = field(default_factory=list)
     connected: bool = True
     actions: tuple[Action, ...] = ()
+    booting: bool = False  # the station was never reached yet
 
 
 def _result(*events: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +46,7 @@ def _result(*events: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 SCENES = [
+    Scene("starting", [], connected=False, booting=True),
     Scene("waiting", [hello(), health()]),
     Scene("preparing", [hello(), health(), session(SID, "mounting")]),
     Scene(
@@ -106,7 +108,9 @@ SCENES = [
 
 def play(app: KioskApp, scene: Scene) -> None:
     """Put *app* in the state of *scene* (no socket needed)."""
-    app.set_link(scene.connected)
+    if not scene.booting:
+        app.set_link(True)  # connected once, so a lost link is "lost", not "starting"
+        app.set_link(scene.connected)
     for message in scene.events:
         app.feed(message)
     for action in scene.actions:

@@ -49,7 +49,8 @@ async def shoot(outdir: Path, size: tuple[int, int]) -> list[Path]:
     for theme, palette in (("truecolor", TRUECOLOR_PALETTE), ("console", LINUX_CONSOLE_PALETTE)):
         for language in ("fr", "en"):
             for scene in SCENES:
-                app = KioskApp(None, UIConfig(language=language, theme=theme))  # type: ignore[arg-type]
+                ui = UIConfig(language=language, theme=theme)  # type: ignore[arg-type]
+                app = KioskApp(None, ui, startup_s=3600)
                 async with app.run_test(size=size) as pilot:
                     await pilot.pause()
                     play(app, scene)

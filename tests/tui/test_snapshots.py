@@ -17,7 +17,7 @@ SIZE = (100, 32)
 
 def _app(language: str, theme: str) -> KioskApp:
     ui = UIConfig(language=language, theme=theme)  # type: ignore[arg-type]
-    return KioskApp(None, ui)
+    return KioskApp(None, ui, startup_s=3600)  # "starting" must not age into "out of order"
 
 
 def _before(app: KioskApp, scene: Scene):

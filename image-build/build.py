@@ -306,7 +306,9 @@ def kernel_cmdline(identity: Identity) -> str:
         f"root=UUID={identity.root_uuid} ro rootfstype=ext4 "
         # New USB devices start unauthorised; 60-kiosk-usb-policy.rules decides.
         "usbcore.authorized_default=0 "
-        "sysrq_always_enabled=0 systemd.show_status=false "
+        # No sysrq_always_enabled here, whatever its value: its mere presence turns SysRq on
+        # (found by the VM test: Alt+SysRq+B rebooted the kiosk). kernel.sysrq=0 is in sysctl.d.
+        "systemd.show_status=false "
         "quiet loglevel=3 vt.global_cursor_default=0 "
         # Room for the whole boot's kernel messages until journald reads them.
         "log_buf_len=1M"

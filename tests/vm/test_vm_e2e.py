@@ -107,6 +107,14 @@ class Kiosk:
         return self.vm.wait_for(what, predicate, timeout)
 
 
+def same_screen(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> bool:
+    """The two screens are the same but for the bottom status line (it follows the server
+    link and the station's health, which change on their own)."""
+    width, height, _ = a
+    keep = width * 3 * (height - 48)
+    return a[:2] == b[:2] and a[2][:keep] == b[2][:keep]
+
+
 def _data_tree(root: Path, token: str, ca: Path) -> Path:
     """The data partition: config, token and the custom signature set (nothing downloads)."""
     if root.exists():
@@ -383,7 +391,7 @@ def test_usb_keyboard_is_refused_and_types_nothing(kiosk: Kiosk) -> None:
     assert not any("QEMU USB Keyboard" in m and "input:" in m for m in vm.journal_lines()), (
         "the kernel made an input device of the refused keyboard"
     )
-    assert vm.screen_pixels()[2] == before[2], "the screen changed after keys on a refused keyboard"
+    assert same_screen(vm.screen_pixels(), before), "the screen changed after keys on a refused kbd"
     vm.unplug("evil-kbd")
 
 
@@ -438,7 +446,7 @@ def test_storage_keyboard_composite_is_refused(kiosk: Kiosk) -> None:
     # Its storage half never became a disk, so no session started for it.
     assert kiosk.session_of("COMPOSITE1") is None
     assert not any("Stick with keyboard" in m and "input:" in m for m in vm.journal_lines())
-    assert vm.screen_pixels()[2] == before[2], "the screen changed after the composite typed"
+    assert same_screen(vm.screen_pixels(), before), "the screen changed after the composite typed"
 
 
 def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> None:

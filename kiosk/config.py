@@ -176,7 +176,9 @@ class ServerConfig:
     )
     organisation: str = _doc("", "Shown under the site name in the web pages, e.g. the town.")
     timezone: str = _doc("Europe/Paris", "Time zone of dates shown in the web pages and CSV.")
-    max_body_bytes: int = _doc(4 * 1024 * 1024, "Largest API request body accepted, in bytes.")
+    max_body_bytes: int = _doc(
+        16 * 1024 * 1024, "Largest API request body, in bytes (a report of ~50,000 findings fits)."
+    )
     session_hours: float = _doc(12.0, "Hours a web login lasts.")
     login_max_failures: int = _doc(5, "Failed logins per user or address before throttling.")
     login_window: float = _doc(900.0, "Seconds over which failed logins are counted.")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
-from kiosk.models import FileVerdict, Finding, Report, TreeVerdict, utcnow
+from kiosk.models import FileVerdict, Finding, Reason, Report, TreeVerdict, utcnow
 from kiosk.server.tables import Station, StoredFinding, StoredReport
 from tests.server.conftest import Server
 from tests.server.support import body, make_report
@@ -251,3 +253,28 @@ async def test_long_strings_from_a_hostile_stick_are_stored_not_refused(server: 
         "/api/v1/reports", content=json.dumps(too_long).encode(), headers=auth(token)
     )
     assert refused.status_code == 422
+
+
+@pytest.mark.slow
+async def test_the_largest_report_the_schema_allows_is_delivered(server: Server) -> None:
+    token = server.add_station("st1")
+    findings = tuple(
+        Finding(
+            path=f"Programmes/portable/outil_{i:05d}/bin/setup_{i:05d}.exe",
+            verdict=FileVerdict.SUSPICIOUS,
+            reason=Reason.EXECUTABLE,
+            sha256=f"{i:064x}",
+            size=i,
+        )
+        for i in range(50_000)
+    )
+    report = replace(
+        make_report("st1", verdict=TreeVerdict.SUSPICIOUS, findings=findings),
+        files_total=50_000,
+        counts={"suspicious": 50_000},
+    )
+    data = body(report)
+    assert len(data) < server.config.server.max_body_bytes
+    answer = await server.client.post("/api/v1/reports", content=data, headers=auth(token))
+    assert answer.status_code == 201, answer.text[:300]
+    assert count(server, StoredFinding) == 50_000

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kiosk.config import Config, load_config
+from kiosk.models import TreeVerdict
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--theme", choices=("auto", "console", "truecolor"), help="display")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds a result stays")
     parser.add_argument("--gap", type=float, default=4.0, help="seconds between two sticks")
-    parser.add_argument("--once", action="store_true", help="show each stick once, then exit")
+    parser.add_argument(
+        "--once", action="store_true", help="show each stick once, then exit (code as kiosk scan)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -52,4 +55,7 @@ def run(args: argparse.Namespace) -> int:
             demo.stop_engine()  # whatever happened to the worker, no clamd is left behind
         if demo.verdicts:
             print("kiosk demo: " + ", ".join(demo.verdicts))
-        return app.return_code or 0
+        if app.return_code:
+            return app.return_code
+        # Like `kiosk scan` and clamscan: 0 all clean, 1 threats, 2 not verified.
+        return max((TreeVerdict(v).exit_code for v in demo.verdicts), default=0)

@@ -170,3 +170,37 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
     finally:
         station.terminate()
         station.wait(10)
+
+
+def test_kiosk_demo_once_in_a_terminal(tmux: Tmux, short_dir: Path):
+    """`kiosk demo --once`: every demo stick through the real station, then a clean exit."""
+    done = short_dir / "done"
+    command = (
+        f"env TERM=linux TMPDIR={short_dir} {sys.executable} -m kiosk demo --once --hold 0.3 "
+        f"--gap 0.1; echo $? > {done}"
+    )
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "kiosk",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        str(ROOT),
+        "sh",
+        "-c",
+        command,
+    )
+    tmux("set-option", "-t", "kiosk", "remain-on-exit", "on")
+    for _ in range(1200):
+        if done.exists() and done.read_text().strip():
+            break
+        time.sleep(0.1)
+    assert done.read_text().strip() == "2"  # the highest exit code of kiosk scan: not verified
+    shown = tmux.screen()
+    assert "kiosk demo: clean, infected, incomplete, suspicious" in shown
+    # The throw-away clamd and the demo's files went with it.
+    assert not list(short_dir.glob("kiosk-demo-*"))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from kiosk.config import Config
+from kiosk.config import load_config
 from kiosk.models import FileVerdict, Finding, Report, TreeVerdict
 from kiosk.server import security
 from kiosk.server.db import Database
@@ -130,7 +130,7 @@ def shipper_config(tmp_path: Path, central: Central, **shipper: object) -> Path:
     ]  # fmt: skip
     path = tmp_path / "kiosk.toml"
     path.write_text("\n".join(lines) + "\n")
-    Config()  # the file is parsed by the subprocess; load_config checks it there
+    load_config(path)  # fail here, not in the subprocess, if the file is wrong
     return path
 
 

@@ -67,16 +67,20 @@ def backgrounds(screen: str) -> set[str]:
 class Tmux:
     """A private tmux server (its own socket), so the test touches no other tmux."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, config: Path) -> None:
         self.name = name
+        # Set before any pane exists: a pane whose program ends stays, so a test sees it end.
+        config.write_text("set-option -g remain-on-exit on\n", encoding="utf-8")
+        self.config = config
 
     def __call__(self, *args: str) -> str:
         out = subprocess.run(
-            ["tmux", "-L", self.name, "-f", "/dev/null", *args],
+            ["tmux", "-L", self.name, "-f", str(self.config), *args],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        assert out.returncode == 0, f"tmux {' '.join(args)}: {out.stderr}"
         return out.stdout
 
     def screen(self) -> str:
@@ -93,8 +97,8 @@ class Tmux:
 
 
 @pytest.fixture
-def tmux():
-    server = Tmux(f"kiosk-test-{os.getpid()}")
+def tmux(short_dir: Path):
+    server = Tmux(f"kiosk-test-{os.getpid()}-{short_dir.name}", short_dir / "tmux.conf")
     yield server
     subprocess.run(["tmux", "-L", server.name, "kill-server"], capture_output=True, check=False)
 
@@ -144,7 +148,6 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
             "-c",
             command,
         )
-        tmux("set-option", "-t", "kiosk", "remain-on-exit", "on")
         tmux("rename-window", "-t", "kiosk", "kiosk")
         tmux("set-option", "-t", "kiosk", "allow-rename", "on")
         tmux("select-pane", "-t", "kiosk", "-T", "kiosk-pane")
@@ -194,7 +197,6 @@ def test_kiosk_demo_once_in_a_terminal(tmux: Tmux, short_dir: Path):
         "-c",
         command,
     )
-    tmux("set-option", "-t", "kiosk", "remain-on-exit", "on")
     for _ in range(1200):
         if done.exists() and done.read_text().strip():
             break

@@ -35,6 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def artifacts() -> Path:
     """Where screenshots, logs and timings are kept for people to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()  # screenshots of an earlier run would mix with this one's
     return ARTIFACTS
 
 

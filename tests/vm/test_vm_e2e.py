@@ -115,6 +115,33 @@ def same_screen(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> bool:
     return a[:2] == b[:2] and a[2][:keep] == b[2][:keep]
 
 
+def diff_box(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> tuple[int, int, int, int]:
+    """Bounding box (x0, y0, x1, y1) of the pixels that differ, for failure messages."""
+    width = a[0]
+    xs, ys = [], []
+    for i in range(0, min(len(a[2]), len(b[2])), 3):
+        if a[2][i : i + 3] != b[2][i : i + 3]:
+            xs.append((i // 3) % width)
+            ys.append((i // 3) // width)
+    return (min(xs), min(ys), max(xs), max(ys)) if xs else (0, 0, 0, 0)
+
+
+def stable_screen(kiosk: Kiosk) -> tuple[int, int, bytes]:
+    """The screen once it stopped changing (the UI finished its last transition)."""
+    previous = kiosk.vm.screen_pixels()
+
+    def settled() -> tuple[int, int, bytes] | None:
+        nonlocal previous
+        time.sleep(1.5)
+        current = kiosk.vm.screen_pixels()
+        same = same_screen(current, previous)
+        previous = current
+        return current if same else None
+
+    result: tuple[int, int, bytes] = kiosk.wait("a still screen", settled, 60)
+    return result
+
+
 def _data_tree(root: Path, token: str, ca: Path) -> Path:
     """The data partition: config, token and the custom signature set (nothing downloads)."""
     if root.exists():
@@ -375,7 +402,7 @@ def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk
 def test_usb_keyboard_is_refused_and_types_nothing(kiosk: Kiosk) -> None:
     """Row 25: a USB keyboard plugged in is not authorised; what it types reaches nothing."""
     vm = kiosk.vm
-    before = vm.screen_pixels()
+    before = stable_screen(kiosk)
     vm.plug_keyboard("evil-kbd")
     refused = kiosk.wait(
         "the keyboard refused",
@@ -391,7 +418,8 @@ def test_usb_keyboard_is_refused_and_types_nothing(kiosk: Kiosk) -> None:
     assert not any("QEMU USB Keyboard" in m and "input:" in m for m in vm.journal_lines()), (
         "the kernel made an input device of the refused keyboard"
     )
-    assert same_screen(vm.screen_pixels(), before), "the screen changed after keys on a refused kbd"
+    after = vm.screen_pixels()
+    assert same_screen(after, before), f"keys on a refused kbd changed {diff_box(before, after)}"
     vm.unplug("evil-kbd")
 
 
@@ -427,7 +455,7 @@ def test_storage_keyboard_composite_is_refused(kiosk: Kiosk) -> None:
     QEMU has no such device, so the guest's test-control service makes one with the kernel's
     USB gadget framework on dummy_hcd: it arrives on a USB bus like any device plugged in."""
     vm = kiosk.vm
-    before = vm.screen_pixels()
+    before = stable_screen(kiosk)
     answer = vm.control("composite")
     assert "bound" in answer, answer
     refused = kiosk.wait(
@@ -446,7 +474,8 @@ def test_storage_keyboard_composite_is_refused(kiosk: Kiosk) -> None:
     # Its storage half never became a disk, so no session started for it.
     assert kiosk.session_of("COMPOSITE1") is None
     assert not any("Stick with keyboard" in m and "input:" in m for m in vm.journal_lines())
-    assert same_screen(vm.screen_pixels(), before), "the screen changed after the composite typed"
+    after = vm.screen_pixels()
+    assert same_screen(after, before), f"the composite's keys changed {diff_box(before, after)}"
 
 
 def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.vm import VM
+from tests.support.vm import VM, colour_share
 from tests.vm.conftest import REPO
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -57,6 +57,14 @@ def test_disk_image_boots(disk_image: Path, firmware: str, artifacts: Path, tmp_
         assert vm.find_journal("Started kiosk-station.service")
         assert vm.find_journal("Started kiosk-ui.service")
         # Debian's OVMF has no CSM: under it, only the ESP's BOOTX64.EFI can have booted.
+        # The screen comes up on its own (no signatures on this data partition: the kiosk
+        # must say it is out of service, but say something).
+        vm.wait_for(
+            "the UI's first frame",
+            lambda: colour_share(vm.screen_pixels(), (0, 0, 0), tol=8) < 0.9,
+            180,
+        )
+        time.sleep(2)
         vm.screendump(artifacts / f"disk-{firmware}.png")
     finally:
         vm.stop()

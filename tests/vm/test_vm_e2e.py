@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,14 @@ def same_screen(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> bool:
     width, height, _ = a
     keep = width * 3 * (height - 48)
     return a[:2] == b[:2] and a[2][:keep] == b[2][:keep]
+
+
+def arrival(report: dict[str, Any], plugged: float) -> float:
+    """Seconds from device_add (host monotonic clock) to the server storing the report (its
+    received_at, UTC): measured by the server itself, not by when the test looked."""
+    received = datetime.fromisoformat(str(report["received_at"])).replace(tzinfo=UTC)
+    plugged_wall = time.time() - (time.monotonic() - plugged)
+    return received.timestamp() - plugged_wall
 
 
 def diff_box(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> tuple[int, int, int, int]:
@@ -347,7 +356,7 @@ def check_stick(kiosk: Kiosk, case: StickCase, image: Path) -> None:
         lambda: kiosk.server_report(case.serial),
         DELIVERY_TIMEOUT,
     )
-    timing.report_on_server = time.monotonic() - plugged
+    timing.report_on_server = arrival(report, plugged)
     kiosk.expected_reports += 1
     assert report["verdict"] == verdict.data["verdict"]
     assert report["report_id"] == verdict.data["report_id"]
@@ -384,7 +393,7 @@ def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk
         lambda: kiosk.server_report("BIGPULL"),
         DELIVERY_TIMEOUT,
     )
-    timing.report_on_server = time.monotonic() - plugged
+    timing.report_on_server = arrival(report, plugged)
     kiosk.expected_reports += 1
     assert report["verdict"] == "incomplete"
     # The next stick is scanned without any restart.

@@ -387,6 +387,8 @@ def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk
     assert verdict.data["verdict"] == "incomplete", verdict.data
     assert verdict.host_time - pulled < 20, "incomplete should come within seconds of the pull"
     timing.verdict_event = verdict.host_time - plugged
+    kiosk.wait("big: the 'not verified' screen", lambda: kiosk.screen_colour() == "other", 30)
+    timing.verdict_on_screen = time.monotonic() - plugged
     kiosk.shot("pulled")
     report = kiosk.wait(
         "big: incomplete report on the server",

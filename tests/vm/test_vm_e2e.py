@@ -527,6 +527,11 @@ def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> 
         lambda: any(e.data.get("type") == "hello" for e in vm.events[events_before:]),
         300,
     )
+    kiosk.wait(
+        "the UI back after the power cut",
+        lambda: colour_share(vm.screen_pixels(), (0, 0, 0), tol=8) < 0.9,
+        120,
+    )
     kiosk.shot("after-power-cut")
     cut = kiosk.wait("the interrupted scan reported", lambda: kiosk.server_report("POWERCUT"), 180)
     kiosk.expected_reports += 1

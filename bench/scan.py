@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import math
 import os
 import random
@@ -26,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from tests.support.clamd import EICAR, TESTFILES, start_clamd
+from tests.support.measure import scan_with_peak
 
 OUT = Path(__file__).resolve().parent / "out"
 MB = 1024 * 1024
@@ -110,30 +110,10 @@ def _tree_stats(root: Path) -> tuple[int, int]:
 
 
 def run_kiosk(root: Path, sock: Path) -> tuple[float, int, dict[str, object]]:
-    """Run `kiosk scan --json` under GNU time; return wall seconds, peak RSS bytes, the report."""
-    peak_file = OUT / "peak-kb"
+    """Run `kiosk scan --json`; return wall seconds, peak RSS bytes and the report."""
     start = time.perf_counter()
-    out = subprocess.run(
-        [
-            "/usr/bin/time",
-            "-f",
-            "%M",
-            "-o",
-            str(peak_file),
-            sys.executable,
-            "-m",
-            "kiosk",
-            "scan",
-            str(root),
-            "--json",
-            "--clamd-socket",
-            str(sock),
-        ],
-        capture_output=True,
-        check=False,
-    )
-    wall = time.perf_counter() - start
-    return wall, int(peak_file.read_text().split()[-1]) * 1024, json.loads(out.stdout)
+    _code, report, peak = scan_with_peak(root, sock, OUT / "peak-kb")
+    return time.perf_counter() - start, peak, report
 
 
 def run_clamdscan(root: Path, conf: Path) -> tuple[float, int]:

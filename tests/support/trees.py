@@ -6,13 +6,15 @@ import io
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
+from kiosk.demo_sticks import minimal_pe
 from tests.support.clamd import EICAR, TESTFILES
+
+__all__ = ["minimal_pe"]  # the demo's harmless PE header, used by the policy tests too
 
 
 def write(path: Path | bytes, data: bytes) -> None:
@@ -99,21 +101,6 @@ def distinct_member_bomb(path: Path, members: int, member_size: int) -> None:
         for i in range(members):
             block = (f"{i:08d}".encode() * (member_size // 8 + 1))[:member_size]
             z.writestr(f"part{i:05d}.txt", block)
-
-
-def minimal_pe() -> bytes:
-    """A small PE32 executable header libmagic recognises as application/x-dosexec."""
-    dos = bytearray(b"MZ" + b"\0" * 0x3E)
-    struct.pack_into("<I", dos, 0x3C, 0x40)
-    coff = struct.pack("<HHIIIHH", 0x14C, 1, 0, 0, 0, 0xE0, 0x0102)
-    optional = bytearray(0xE0)
-    struct.pack_into("<H", optional, 0, 0x10B)  # PE32
-    struct.pack_into("<H", optional, 68, 2)  # subsystem: Windows GUI
-    section = b".text\0\0\0" + struct.pack(
-        "<IIIIIIHHI", 0x1000, 0x1000, 0x200, 0x200, 0, 0, 0, 0, 0x60000020
-    )
-    body = bytes(dos) + b"PE\0\0" + coff + bytes(optional) + section
-    return body.ljust(0x200, b"\0") + b"\xc3" * 0x200
 
 
 def special_files(root: Path, outside: Path) -> None:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from kiosk.i18n import ntranslator, translator
 from kiosk.models import Reason
+from kiosk.wording import N_
 
 DOMAIN = "tui"
-
-
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translate later"
-    """Mark *message* for extraction; it is translated where it is shown."""
-    return message
 
 
 # Why one file is not clean, said to a teacher. Keys are Reason codes (per file).

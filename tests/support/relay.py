@@ -20,7 +20,6 @@ import select
 import socket
 import ssl
 import sys
-import time
 
 
 class Plain:
@@ -112,9 +111,10 @@ def main(argv: list[str]) -> int:
                 if not hold:
                     guest.to_guest(data)
         if hold:
-            # Keep the guest waiting for a reply that never comes, until QEMU goes away.
-            while True:
-                time.sleep(3600)
+            # Keep the guest waiting for a reply that never comes, until its side closes
+            # (QEMU reset the guest's connection or went away).
+            while guest_open and os.read(stdin, 65536):
+                pass
     return 0
 
 

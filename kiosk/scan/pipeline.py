@@ -1,11 +1,13 @@
-"""The files of one scan in flight: read and judged here, scanned by clamd on a shared session.
+"""The files of one scan in flight: sent to clamd first, then hashed and judged here meanwhile.
 
-The walking thread does the cheap per-file work (hash with `pread`, file-type policy) and sends
-the descriptor; clamd works on up to `window` files at once on its own threads; the session's
-reader thread folds each reply into a finding. No Python worker pool: on small files the thread
-hand-offs cost more than the work. The walking thread also watches deadlines: a request without
-a reply after `scan.file_timeout` is an error, and if clamd then fails a PING the rest of the
-tree is not sent at all (every file an `error`, the stick `incomplete`).
+The walking thread sends each open file's descriptor to clamd on one pipelined session, then,
+while clamd works on it, hashes the same open file with `pread` and applies the file-type
+policy; the session's reader thread brings clamd's reply. Whichever of the two finishes last
+folds them into the file's finding. clamd works on up to `window` files at once on its own
+threads; there is no Python worker pool (on small files, thread hand-offs cost more than the
+work). The walking thread also watches deadlines: a request without a reply after
+`scan.file_timeout` is an error, and if clamd then fails a PING the rest of the tree is not sent
+at all (every file an `error`, the stick `incomplete`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from kiosk.config import Config
 from kiosk.models import FileVerdict, Finding, Reason
@@ -34,13 +36,19 @@ _TICK = 0.5  # seconds between two deadline checks while waiting
 
 @dataclass(eq=False)
 class _Job:
+    """One file in flight: clamd's part (reply) and ours (hash, policy) meet here."""
+
     fd: int
     path: str
     size: int
-    sha256: str
-    policy: PolicyFinding | None
+    sha256: str | None = None
+    policy: PolicyFinding | None = None
+    read_error: str | None = None
+    reply: EngineReply | None = None
     request: Request | None = None
     retried: bool = False
+    parts_left: int = 2  # clamd's reply, and our own reading of the file
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _error_reason(reply: EngineReply) -> Reason:
@@ -51,29 +59,15 @@ def _error_reason(reply: EngineReply) -> Reason:
     return Reason.ENGINE_ERROR
 
 
-def judge(
-    job_path: str, sha256: str, size: int, reply: EngineReply, policy: PolicyFinding | None
-) -> Finding | None:
+def judge(base: Finding, reply: EngineReply, policy: PolicyFinding | None) -> Finding | None:
     """Fold clamd's reply and the policy's objection into one finding (None: clean)."""
-    base = Finding(job_path, FileVerdict.CLEAN, sha256=sha256, size=size)
     candidates: list[Finding] = []
     if reply.kind is ReplyKind.FOUND:
-        if reply.is_limits:
+        if reply.is_limits or reply.is_encrypted:
+            reason = Reason.LIMITS_EXCEEDED if reply.is_limits else Reason.ENCRYPTED
             candidates.append(
                 replace(
-                    base,
-                    verdict=FileVerdict.UNVERIFIABLE,
-                    reason=Reason.LIMITS_EXCEEDED,
-                    detail=reply.signature,
-                )
-            )
-        elif reply.is_encrypted:
-            candidates.append(
-                replace(
-                    base,
-                    verdict=FileVerdict.UNVERIFIABLE,
-                    reason=Reason.ENCRYPTED,
-                    detail=reply.signature,
+                    base, verdict=FileVerdict.UNVERIFIABLE, reason=reason, detail=reply.signature
                 )
             )
         else:
@@ -114,62 +108,37 @@ class Pipeline:
 
     # -- the walking thread ------------------------------------------------------------------
     def submit(self, entry: Entry) -> None:
-        """Judge one open regular file and send it to clamd (its fd is ours from now on)."""
+        """Send one open regular file to clamd, then read and judge it (its fd is ours now)."""
         assert entry.fd is not None
         path = escape_name(entry.path)
         if self.retries or time.monotonic() >= self.next_service:
             self._service()
-        try:
-            job = self._prepare(entry.fd, path, entry.size)
-        except Exception as exc:  # an unexpected failure must never turn green
-            job = None
-            self._finish(
-                entry.fd,
-                entry.size,
+        limit = self.config.scan.max_file_size
+        if entry.size > limit:
+            finding = Finding(
                 path,
-                Finding(path, FileVerdict.ERROR, reason=Reason.READ_ERROR, detail=repr(exc)),
+                FileVerdict.UNVERIFIABLE,
+                reason=Reason.TOO_LARGE,
+                size=entry.size,
+                detail=f"over {limit} bytes",
             )
-        if job is None:
+            self._finish(entry.fd, entry.size, path, finding)
             return
+        job = _Job(fd=entry.fd, path=path, size=entry.size)
         while not self.slots.acquire(timeout=_TICK):
             self._service()
+        with self.lock:
+            self.jobs.add(job)
         self._send(job)
-
-    def _prepare(self, fd: int, path: str, size: int) -> _Job | None:
-        limit = self.config.scan.max_file_size
-        if size > limit:
-            self._finish(
-                fd,
-                size,
-                path,
-                Finding(
-                    path,
-                    FileVerdict.UNVERIFIABLE,
-                    reason=Reason.TOO_LARGE,
-                    size=size,
-                    detail=f"over {limit} bytes",
-                ),
-            )
-            return None
         try:
-            head = os.pread(fd, HEAD_SIZE, 0)
-            sha256, read = self._hash(fd)
+            head = os.pread(job.fd, HEAD_SIZE, 0)
+            job.sha256, job.size = self._hash(job.fd)
+            job.policy = self.policy.check(path.rsplit("/", 1)[-1], head, job.fd, job.size)
         except OSError as exc:
-            self._finish(
-                fd,
-                size,
-                path,
-                Finding(
-                    path,
-                    FileVerdict.ERROR,
-                    reason=Reason.READ_ERROR,
-                    detail=exc.strerror,
-                    size=size,
-                ),
-            )
-            return None
-        policy = self.policy.check(path.rsplit("/", 1)[-1], head, fd, read)
-        return _Job(fd=fd, path=path, size=read, sha256=sha256, policy=policy)
+            job.read_error = exc.strerror or str(exc)
+        except Exception as exc:  # an unexpected failure must never turn green
+            job.read_error = repr(exc)
+        self._part_done(job)
 
     def _hash(self, fd: int) -> tuple[str, int]:
         """sha256 and length of the whole file, with pread into one reused buffer."""
@@ -182,20 +151,17 @@ class Pipeline:
         return digest.hexdigest(), offset
 
     def _send(self, job: _Job) -> None:
-        """Send a job that holds a slot; on any failure to send, complete it as an error."""
+        """Send a job; if it cannot be sent, its reply part is an error."""
+        reply = None
         if self.tally.engine_lost:
-            self._complete(
-                job,
-                EngineReply(
-                    ReplyKind.ERROR,
-                    message="clamd lost earlier in this scan",
-                    trouble=Trouble.UNREACHABLE,
-                ),
+            reply = EngineReply(
+                ReplyKind.ERROR,
+                message="clamd lost earlier in this scan",
+                trouble=Trouble.UNREACHABLE,
             )
-            return
-        with self.lock:
-            self.jobs.add(job)
         for attempt in (1, 2):
+            if reply is not None:
+                break
             try:
                 job.request = self.session.send(
                     job.fd, lambda reply, lost: self._on_reply(job, reply, lost)
@@ -208,14 +174,14 @@ class Pipeline:
                     message=f"cannot reach clamd: {exc.strerror}",
                     trouble=Trouble.UNREACHABLE,
                 )
-                break
             except OSError as exc:
-                reply = EngineReply(
-                    ReplyKind.ERROR, message=f"session broken: {exc}", trouble=Trouble.ENGINE
-                )
                 if attempt == 2:
-                    break
-        self._complete(job, reply)
+                    reply = EngineReply(
+                        ReplyKind.ERROR, message=f"session broken: {exc}", trouble=Trouble.ENGINE
+                    )
+        assert reply is not None
+        job.reply = reply
+        self._part_done(job)
 
     def _unreachable(self) -> None:
         self.unreachable += 1
@@ -233,7 +199,7 @@ class Pipeline:
             self._send(job)
         deadline = time.monotonic() - self.config.scan.file_timeout
         with self.lock:
-            sent = [j for j in self.jobs if j.request is not None]
+            sent = [j for j in self.jobs if j.request is not None and j.reply is None]
         late = {j for j in sent if j.request is not None and j.request.sent_at < deadline}
         if late and not self.tally.engine_lost and not self.engine.alive():
             self.tally.lose_engine()  # a stopped clamd, not a slow file: give up on the rest
@@ -241,8 +207,10 @@ class Pipeline:
             assert job.request is not None
             if ClamdSession.give_up(job.request):
                 trouble = Trouble.TIMEOUT if job in late else Trouble.UNREACHABLE
-                reply = EngineReply(ReplyKind.ERROR, trouble=trouble, message="no reply in time")
-                self._complete(job, reply)
+                job.reply = EngineReply(
+                    ReplyKind.ERROR, trouble=trouble, message="no reply in time"
+                )
+                self._part_done(job)
 
     def drain(self) -> None:
         """Wait for every file in flight, then end the session."""
@@ -254,7 +222,7 @@ class Pipeline:
             self._service()
         self.session.close()
 
-    # -- the session's reader thread -----------------------------------------------------------
+    # -- the session's reader thread (and the walking thread) ------------------------------------
     def _on_reply(self, job: _Job, reply: EngineReply, lost: bool) -> None:
         if lost and not job.retried:
             job.retried = True
@@ -264,14 +232,39 @@ class Pipeline:
             return
         if reply.trouble is None:
             self.unreachable = 0
-        self._complete(job, reply)
+        job.reply = reply
+        self._part_done(job)
 
-    def _complete(self, job: _Job, reply: EngineReply) -> None:
+    def _part_done(self, job: _Job) -> None:
+        """One of the job's two parts is done; the second one completes the job."""
+        with job.lock:
+            job.parts_left -= 1
+            if job.parts_left:
+                return
+        self._complete(job)
+
+    def _complete(self, job: _Job) -> None:
+        reply = job.reply
+        assert reply is not None
         try:
-            if reply.kind is ReplyKind.OK and job.policy is None:
+            if job.read_error is not None:
+                # clamd may still have named a threat in what it could read: worst first.
+                base = Finding(job.path, FileVerdict.CLEAN, size=job.size)
+                unread = replace(
+                    base,
+                    verdict=FileVerdict.ERROR,
+                    reason=Reason.READ_ERROR,
+                    detail=job.read_error,
+                )
+                engine = judge(base, reply, None)
+                finding: Finding | None = min(
+                    [f for f in (unread, engine) if f is not None], key=lambda f: f.rank
+                )
+            elif reply.kind is ReplyKind.OK and job.policy is None:
                 finding = None  # the common case, kept cheap: it runs once per file
             else:
-                finding = judge(job.path, job.sha256, job.size, reply, job.policy)
+                base = Finding(job.path, FileVerdict.CLEAN, sha256=job.sha256, size=job.size)
+                finding = judge(base, reply, job.policy)
         except Exception as exc:  # an unexpected failure must never turn green
             finding = Finding(
                 job.path, FileVerdict.ERROR, reason=Reason.ENGINE_ERROR, detail=repr(exc)

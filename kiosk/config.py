@@ -42,7 +42,7 @@ class ScanConfig:
     """How the tree is walked and scanned."""
 
     workers: int = _doc(
-        0, "Files in flight to clamd at once (one session, pipelined); 0: 8 per core, 16 at least."
+        0, "Files in flight to clamd at once (one pipelined session); 0: 64, under MaxQueue."
     )
     file_timeout: float = _doc(
         150.0, "Seconds clamd may spend on one file before it is an error (over MaxScanTime)."

@@ -24,6 +24,8 @@ BIDI_CONTROLS = frozenset(
 )
 ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff\u180e\u00ad\u034f\u115f\u1160\u3164")
 
+_DECEPTIVE = BIDI_CONTROLS | ZERO_WIDTH
+
 _NAMED_CONTROLS = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -58,7 +60,7 @@ def unescape_name(escaped: str) -> bytes:
 
 def is_deceptive(name: str) -> bool:
     """Tell whether a name holds bidi or zero-width characters (a classic disguise)."""
-    return any(ch in BIDI_CONTROLS or ch in ZERO_WIDTH for ch in name)
+    return not _DECEPTIVE.isdisjoint(name)
 
 
 def _visible(ch: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import time
 from collections import deque
@@ -47,8 +48,9 @@ class _Job:
     reply: EngineReply | None = None
     request: Request | None = None
     retried: bool = False
-    parts_left: int = 2  # clamd's reply, and our own reading of the file
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # clamd's reply and our own reading of the file each pop one; list.pop is atomic, so the
+    # part that pops the last token (False) knows it is the second and completes the job.
+    parts: list[bool] = field(default_factory=lambda: [False, True])
 
 
 def _error_reason(reply: EngineReply) -> Reason:
@@ -98,7 +100,12 @@ class Pipeline:
         self.session = ClamdSession(
             config.clamd.socket, connect_timeout=config.clamd.connect_timeout
         )
-        self.slots = threading.Semaphore(window)
+        # The window as tokens in a SimpleQueue (C code): threading.Semaphore is Python code,
+        # and it runs twice per file.
+        self.slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(window):
+            self.slots.put(None)
+        self.draining = False
         self.lock = threading.Condition()
         self.jobs: set[_Job] = set()
         self.retries: deque[_Job] = deque()
@@ -125,14 +132,21 @@ class Pipeline:
             self._finish(entry.fd, entry.size, path, finding)
             return
         job = _Job(fd=entry.fd, path=path, size=entry.size)
-        while not self.slots.acquire(timeout=_TICK):
-            self._service()
+        while True:
+            try:
+                self.slots.get(timeout=_TICK)
+                break
+            except queue.Empty:
+                self._service()
         with self.lock:
             self.jobs.add(job)
         self._send(job)
         try:
             head = os.pread(job.fd, HEAD_SIZE, 0)
-            job.sha256, job.size = self._hash(job.fd)
+            if len(head) < HEAD_SIZE:  # pread stops short only at the end: we have it all
+                job.sha256, job.size = hashlib.sha256(head).hexdigest(), len(head)
+            else:
+                job.sha256, job.size = self._hash(job.fd)
             job.policy = self.policy.check(path.rsplit("/", 1)[-1], head, job.fd, job.size)
         except OSError as exc:
             job.read_error = exc.strerror or str(exc)
@@ -214,6 +228,7 @@ class Pipeline:
 
     def drain(self) -> None:
         """Wait for every file in flight, then end the session."""
+        self.draining = True
         while True:
             with self.lock:
                 if not self.jobs and not self.retries:
@@ -237,11 +252,8 @@ class Pipeline:
 
     def _part_done(self, job: _Job) -> None:
         """One of the job's two parts is done; the second one completes the job."""
-        with job.lock:
-            job.parts_left -= 1
-            if job.parts_left:
-                return
-        self._complete(job)
+        if not job.parts.pop():
+            self._complete(job)
 
     def _complete(self, job: _Job) -> None:
         reply = job.reply
@@ -272,8 +284,9 @@ class Pipeline:
         self._finish(job.fd, job.size, job.path, finding)
         with self.lock:
             self.jobs.discard(job)
-            self.lock.notify_all()
-        self.slots.release()
+            if self.draining:
+                self.lock.notify_all()
+        self.slots.put(None)
 
     def _finish(self, fd: int, size: int, path: str, finding: Finding | None) -> None:
         os.close(fd)

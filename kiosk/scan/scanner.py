@@ -60,8 +60,9 @@ class Scanner:
         )
         self.policy = FilePolicy(config.policy)
         # Files in flight on the session: enough to keep clamd's threads busy on every core
-        # while this process hashes and checks the next ones (16 measured best on 2 cores).
-        self.workers = config.scan.workers or max(16, 8 * (os.cpu_count() or 1))
+        # while this process reads the next ones (64 measured best on 2 cores), and below
+        # clamd's MaxQueue (100 by default), past which clamd stops reading the session.
+        self.workers = config.scan.workers or 64
 
     def preflight(self) -> EngineInfo:
         """Check the engine (PING, VERSION, canary, signature age); raise EngineError if unfit."""

@@ -54,6 +54,9 @@ class ScanConfig:
     max_depth: int = _doc(
         4096, "Directory levels; anything deeper is 'unverifiable' (the stick is not green)."
     )
+    max_findings: int = _doc(
+        20_000, "Findings kept in a report, worst first (the counts stay whole); the rest omitted."
+    )
     max_entries: int = _doc(
         2_000_000, "Directory entries; past this the scan stops as 'incomplete'."
     )

@@ -164,7 +164,14 @@ class Scanner:
             files_total=tally.files_seen if complete else max(tally.files_seen, totals.files),
             bytes_total=tally.bytes_seen if complete else max(tally.bytes_seen, totals.bytes),
             counts={str(k): v for k, v in sorted(tally.counts.items())},
-            findings=tuple(findings),
+            findings=tuple(findings[: limits.max_findings]),
             engine=info,
             software_version=__version__,
+            # The worst come first, so a threat is never among those left out; the counts stay
+            # whole. Past the server's limits a report could never be delivered.
+            extra=(
+                {"findings_omitted": len(findings) - limits.max_findings}
+                if len(findings) > limits.max_findings
+                else {}
+            ),
         )

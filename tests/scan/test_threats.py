@@ -317,3 +317,16 @@ def test_unreadable_root_is_an_error(tmp_path, scan):
 def test_testfiles_exist():
     assert (TESTFILES / "clam.exe").exists()
     assert escape_name(b"a\\b") == "a\\\\b"
+
+
+def test_findings_are_capped_worst_first(tmp_path, scan):
+    for i in range(10):
+        os.symlink("/etc/passwd", tmp_path / f"lien{i}")
+    trees.write(tmp_path / "zz-eicar.txt", EICAR)
+    report = scan(tmp_path, max_findings=5)
+    assert report.verdict is TreeVerdict.INFECTED
+    assert len(report.findings) == 5
+    assert report.findings[0].path == "zz-eicar.txt"
+    assert report.extra == {"findings_omitted": 6}
+    assert report.counts == {"infected": 1, "skipped": 10}
+    assert report.to_dict()["extra"] == {"findings_omitted": 6}

@@ -83,6 +83,24 @@ class Tmux:
         assert out.returncode == 0, f"tmux {' '.join(args)}: {out.stderr}"
         return out.stdout
 
+    def start(self, command: str) -> None:
+        """Run *command* in the session "kiosk", 120x40, from the repository's root."""
+        self(
+            "new-session",
+            "-d",
+            "-s",
+            "kiosk",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(ROOT),
+            "sh",
+            "-c",
+            command,
+        )
+
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "kiosk")
 
@@ -133,21 +151,7 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
             f"env TERM=linux {sys.executable} -m kiosk ui --socket {sock} "
             f"--config {short_dir / 'kiosk.toml'} --log {short_dir / 'ui.log'}"
         )
-        tmux(
-            "new-session",
-            "-d",
-            "-s",
-            "kiosk",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "-c",
-            str(ROOT),
-            "sh",
-            "-c",
-            command,
-        )
+        tmux.start(command)
         tmux("rename-window", "-t", "kiosk", "kiosk")
         tmux("set-option", "-t", "kiosk", "allow-rename", "on")
         tmux("select-pane", "-t", "kiosk", "-T", "kiosk-pane")
@@ -182,21 +186,7 @@ def test_kiosk_demo_once_in_a_terminal(tmux: Tmux, short_dir: Path):
         f"env TERM=linux TMPDIR={short_dir} {sys.executable} -m kiosk demo --once --hold 0.3 "
         f"--gap 0.1 > {short_dir / 'out.txt'}; echo $? > {done}"
     )
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "kiosk",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        str(ROOT),
-        "sh",
-        "-c",
-        command,
-    )
+    tmux.start(command)
     for _ in range(1200):
         if done.exists() and done.read_text().strip():
             break

@@ -166,15 +166,11 @@ class Pipeline:
 
     def _send(self, job: _Job) -> None:
         """Send a job; if it cannot be sent, its reply part is an error."""
-        reply = None
-        if self.tally.engine_lost:
-            reply = EngineReply(
-                ReplyKind.ERROR,
-                message="clamd lost earlier in this scan",
-                trouble=Trouble.UNREACHABLE,
-            )
-        for attempt in (1, 2):
-            if reply is not None:
+        reply = EngineReply(
+            ReplyKind.ERROR, message="clamd lost earlier in this scan", trouble=Trouble.UNREACHABLE
+        )
+        for _attempt in (1, 2):  # a session broken while sending is tried once more
+            if self.tally.engine_lost:
                 break
             try:
                 job.request = self.session.send(
@@ -188,12 +184,11 @@ class Pipeline:
                     message=f"cannot reach clamd: {exc.strerror}",
                     trouble=Trouble.UNREACHABLE,
                 )
+                break
             except OSError as exc:
-                if attempt == 2:
-                    reply = EngineReply(
-                        ReplyKind.ERROR, message=f"session broken: {exc}", trouble=Trouble.ENGINE
-                    )
-        assert reply is not None
+                reply = EngineReply(
+                    ReplyKind.ERROR, message=f"session broken: {exc}", trouble=Trouble.ENGINE
+                )
         job.reply = reply
         self._part_done(job)
 

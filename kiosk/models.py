@@ -87,6 +87,8 @@ class Reason(StrEnum):
     MOUNT_FAILED = "mount_failed"
     INTERRUPTED = "interrupted"
     OUTBOX_FULL = "outbox_full"
+    # a USB device the kiosk refused (usb-policy): not a scan, nothing was read
+    DEVICE_REFUSED = "device_refused"
 
 
 _RANK = {

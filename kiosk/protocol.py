@@ -15,6 +15,9 @@ Station to screen (`type`):
              findings: [Finding dict] (at most MAX_FINDINGS), findings_total, delete: "never"|
              "offer"|"always", actions: [Action dict]}
   removed   {session_id}
+  refused   {report_id, scan_code, reason: "device_refused", refusal: code | null, devices: int}
+            a USB device was refused (a keyboard, a storage+keyboard composite...): not a stick
+            session, nothing was read; its report is already in the outbox. A short notice.
   ack       {cmd, ok, error: code | null}
 On connect the station sends hello, health, then the latest session/progress/verdict of every live
 session, so a screen that reconnects catches up at once. Progress is sent at most ~10 times a
@@ -72,6 +75,7 @@ class EventType(StrEnum):
     PROGRESS = "progress"
     VERDICT = "verdict"
     REMOVED = "removed"
+    REFUSED = "refused"
     ACK = "ack"
 
 

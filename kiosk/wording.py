@@ -69,6 +69,9 @@ REASON_WORDS: dict[Reason, str] = {
     Reason.MOUNT_FAILED: N_("the stick could not be opened"),
     Reason.INTERRUPTED: N_("the analysis was interrupted (power cut or restart)"),
     Reason.OUTBOX_FULL: N_("the station's storage is full"),
+    Reason.DEVICE_REFUSED: N_(
+        "a device that is not a plain USB stick was refused; nothing was read"
+    ),
 }
 
 

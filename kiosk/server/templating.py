@@ -66,6 +66,7 @@ REASONS = {
     "mount_failed": N_("Mount failed"),
     "interrupted": N_("Station stopped during the scan"),
     "outbox_full": N_("Station disk full"),
+    "device_refused": N_("USB device refused (not a plain stick)"),
 }
 PROBLEMS = {
     "silent": N_("No heartbeat"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from kiosk.names import escape_name
@@ -21,6 +21,10 @@ from kiosk.station.device import Action, DeviceEvent, Kind, Volume
 
 class DeviceSource(ABC):
     """A stream of sticks arriving and leaving."""
+
+    # Called (on the event loop) when any USB device appears: the station then looks for the
+    # devices usb-policy refused (kiosk.station.refused).
+    on_usb: Callable[[], None] | None = None
 
     @abstractmethod
     def events(self) -> AsyncIterator[DeviceEvent]:
@@ -100,6 +104,11 @@ class ManualSource(DeviceSource):
     def unplug(self, volume: Volume) -> None:
         """Announce that a stick left."""
         self._queue.put_nowait(DeviceEvent(Action.REMOVE, volume))
+
+    def usb_added(self) -> None:
+        """Announce that a USB device appeared (as udev does after usb-policy has run)."""
+        if self.on_usb is not None:
+            self.on_usb()
 
     async def events(self) -> AsyncIterator[DeviceEvent]:
         """Yield what `plug` and `unplug` announced."""

@@ -35,6 +35,7 @@ from kiosk.errors import OutboxError
 from kiosk.models import Reason, Report, TreeVerdict, new_report_id, utcnow
 from kiosk.protocol import PROTOCOL_VERSION, Command, EventType, State, event
 from kiosk.station import health as health_mod
+from kiosk.station import refused
 from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
 from kiosk.station.health import Health, ScanEngine
@@ -72,6 +73,7 @@ class Station:
         scanner: ScanEngine | None = None,
         outbox: Outbox | None = None,
         socket_path: Path | None = None,
+        refused_spools: list[Path] | None = None,
     ) -> None:
         self.config = config
         self.settings = config.station
@@ -107,6 +109,11 @@ class Station:
         self._owns_outbox = outbox is None
         self._health_wake = asyncio.Event()
         self._health_changed = asyncio.Event()
+        self.refused_spools = (
+            refused.spool_dirs(config) if refused_spools is None else refused_spools
+        )
+        self._usb_wake = asyncio.Event()
+        source.on_usb = self._usb_wake.set
 
     # -- life ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -116,8 +123,10 @@ class Station:
         for report in self.recovered:
             journal.info(journal_line(Session(stick="", volumes=[]), report, self.settings.id))
         await self.hub.start(self.socket_path, self.settings.event_socket_group or None)
+        await self._drain_refused()
         tasks = [
             asyncio.create_task(self._watch_source(), name="source"),
+            asyncio.create_task(self._refused_loop(), name="usb-refused"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._health_file_loop(), name="health-file"),
         ]
@@ -211,6 +220,41 @@ class Station:
 
     def _present(self, session: Session) -> bool:
         return all(self.source.present(v) for v in mountable(session.volumes))
+
+    # -- refused USB devices (kiosk.station.refused) ---------------------------------------
+    async def _refused_loop(self) -> None:
+        while True:
+            await wait_event(self._usb_wake, refused.POLL)
+            self._usb_wake.clear()  # before the drain: a device announced during it is seen
+            await self._drain_refused()
+
+    async def _drain_refused(self) -> None:
+        """Turn the refusals usb-policy spooled into reports, then tell the screens."""
+        try:
+            reports = await asyncio.to_thread(
+                refused.drain, self.refused_spools, self.outbox, self.settings.id, __version__
+            )
+        except OutboxError as exc:
+            log.error("refused USB devices not stored yet (kept in the spool): %s", exc)
+            return
+        except Exception:  # error boundary: the spool must never stop the station
+            log.exception("cannot drain the refused USB devices")
+            return
+        shown = [r for r in reports if refused.recent(r)]
+        if shown:
+            latest = shown[-1]
+            self.hub.publish(
+                event(
+                    EventType.REFUSED,
+                    report_id=latest.report_id,
+                    scan_code=latest.scan_code,
+                    reason=str(latest.reason),
+                    refusal=latest.extra.get("refusal"),
+                    devices=sum(int(r.extra.get("refused_devices", 1)) for r in shown),
+                )
+            )
+        if reports:
+            await self._refresh_backlog()
 
     # -- one session -----------------------------------------------------------------------
     async def _run_session(self, session: Session) -> None:

@@ -1,10 +1,13 @@
 """The real device source: udev through pyudev, bridged into asyncio (the only pyudev import).
 
-One netlink monitor filtered on `block`; its file descriptor is watched by the event loop
-(`loop.add_reader`), and each wake-up drains `monitor.poll(timeout=0)`, so no thread is needed.
+One netlink monitor filtered on `block` and on `usb` devices; its file descriptor is watched by the
+event loop (`loop.add_reader`), and each wake-up drains `monitor.poll(timeout=0)`, so no thread is
+needed.
 Each pyudev device becomes our own frozen `Volume` at once. `add`, and `change` with a medium,
 announce a volume; `remove`, and `change` without a medium (a freed loop device, a card taken out
-of a reader), announce its departure. Sticks already present at start are announced too.
+of a reader), announce its departure. Sticks already present at start are announced too. A `usb`
+device's `add` only calls `on_usb`: udev sends it once the USB policy's RUN program has decided,
+so a refusal it spooled is there to be drained.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class UdevSource(DeviceSource):
         self._context = pyudev.Context()
         self._monitor = pyudev.Monitor.from_netlink(self._context)
         self._monitor.filter_by("block")
+        self._monitor.filter_by("usb", "usb_device")
         self._queue: asyncio.Queue[DeviceEvent] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -91,6 +95,10 @@ class UdevSource(DeviceSource):
             if device is None:
                 return
             try:
+                if device.subsystem == "usb":
+                    if device.action == "add" and self.on_usb is not None:
+                        self.on_usb()
+                    continue
                 if device.properties.get("ID_PART_ENTRY_TYPE") in _CONTAINER_TYPES:
                     continue
                 found = _event_of(device.action or "", volume_of(device))

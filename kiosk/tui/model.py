@@ -107,6 +107,26 @@ class Verdict:
         return done[-1] if done else None
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A USB device the station refused (not a stick session: nothing was read)."""
+
+    scan_code: str | None
+    refusal: str | None  # storage_composite | not_storage | no_interface
+    devices: int
+    at: float  # when the screen heard of it (monotonic)
+
+    @classmethod
+    def from_event(cls, data: dict[str, Any], now: float) -> Refused:
+        """Build from a `refused` event."""
+        return cls(
+            scan_code=_str_or_none(data.get("scan_code")),
+            refusal=_str_or_none(data.get("refusal")),
+            devices=max(1, _int(data.get("devices"))),
+            at=now,
+        )
+
+
 @dataclass(slots=True)
 class Session:
     """One stick session as the screen sees it."""
@@ -143,6 +163,7 @@ class StationModel:
     ended: Session | None = None  # the last session that ended, for a short goodbye
     ended_at: float = 0.0
     gone: deque[str] = field(default_factory=lambda: deque(maxlen=64))  # ended session ids
+    refused: Refused | None = None  # the latest USB device refused, for a short notice
     events: int = 0
     progress_events: int = 0
     bad_events: int = 0
@@ -158,6 +179,7 @@ class StationModel:
             # A lost station vouches for nothing: forget what it said.
             self.sessions.clear()
             self.health = None
+            self.refused = None
         self.dirty = True
 
     def apply(self, message: dict[str, Any], now: float) -> None:
@@ -204,6 +226,8 @@ class StationModel:
             if gone is not None:
                 gone.removed = True
                 self._end(gone, now)
+        elif kind == EventType.REFUSED:
+            self.refused = Refused.from_event(message, now)
         elif kind == EventType.ACK:
             self._ack(message)
 

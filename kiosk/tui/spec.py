@@ -25,6 +25,7 @@ class Kind(StrEnum):
     CONFIRM_DELETE = "confirm_delete"
     DELETING = "deleting"
     REMOVE = "remove"
+    DEVICE_REFUSED = "device_refused"  # a USB device the kiosk refused: a short notice
 
 
 class Tone(StrEnum):
@@ -82,5 +83,5 @@ class Context:
     contact: str
     width: int = 80  # columns available for a name
     now: float = 0.0
-    goodbye_s: float = 8.0  # how long an interrupted session stays on screen after removal
+    goodbye_s: float = 8.0  # how long an interrupted session (or a refusal) stays on screen
     startup_s: float = 15.0  # before the first connection, "starting" rather than "out of order"

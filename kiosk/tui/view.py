@@ -12,7 +12,7 @@ from datetime import datetime
 from kiosk.models import Reason
 from kiosk.names import display_name
 from kiosk.protocol import State
-from kiosk.tui.model import Session, StationModel, Verdict
+from kiosk.tui.model import Refused, Session, StationModel, Verdict
 from kiosk.tui.spec import Action, Button, Context, Kind, Spec, Tone
 
 __all__ = ["Action", "Button", "Context", "Kind", "Spec", "Tone", "build"]
@@ -50,7 +50,10 @@ def build(model: StationModel, ctx: Context) -> Spec:
             )
         return _out_of_service(ctx, ["station_unreachable"], footer="")
     session = model.current()
+    refused = _recent_refusal(model, ctx)
     if session is None:
+        if refused is not None:
+            return _device_refused(ctx, refused)
         ended = model.ended
         if ended is not None and ctx.now - model.ended_at < ctx.goodbye_s and _unfinished(ended):
             return _interrupted(ctx, ended)
@@ -59,6 +62,10 @@ def build(model: StationModel, ctx: Context) -> Spec:
             return _out_of_service(ctx, list(health.problems) or ["selftest_failed"], footer="")
         return _waiting(model, ctx)
     spec = _session_screen(session, ctx)
+    if refused is not None:
+        # Another device was refused while this stick is on the kiosk: one line, no new screen.
+        note = ctx.words.tree_reason(Reason.DEVICE_REFUSED)
+        spec = _with_footer(spec, f"{spec.footer}   {note}" if spec.footer else note)
     others = model.others()
     if others:
         more = ctx.words.n_(
@@ -70,6 +77,28 @@ def build(model: StationModel, ctx: Context) -> Spec:
 
 def _with_footer(spec: Spec, footer: str) -> Spec:
     return replace(spec, footer=footer)
+
+
+def _recent_refusal(model: StationModel, ctx: Context) -> Refused | None:
+    """The refused USB device to mention, for a few seconds, unless a session ended since."""
+    refused = model.refused
+    if refused is None or ctx.now - refused.at >= ctx.goodbye_s or refused.at < model.ended_at:
+        return None
+    return refused
+
+
+def _device_refused(ctx: Context, refused: Refused) -> Spec:
+    _ = ctx.words._
+    code = display_name(refused.scan_code, 20) if refused.scan_code else ""
+    return Spec(
+        kind=Kind.DEVICE_REFUSED,
+        tone=Tone.CALM,
+        big=_("REFUSED"),
+        caption=_("DEVICE NOT ACCEPTED"),
+        lead=ctx.words.tree_reason(Reason.DEVICE_REFUSED),
+        lines=(_("Only plain USB sticks are accepted here. You can unplug it."),),
+        footer=_("Scan code: {code}").format(code=code) if code else "",
+    )
 
 
 def _unfinished(session: Session) -> bool:

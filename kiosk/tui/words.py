@@ -51,6 +51,7 @@ _TREE_REASONS: dict[str, str] = {
     Reason.MOUNT_FAILED: N_("The stick could not be opened."),
     Reason.INTERRUPTED: N_("The scan was interrupted (the station restarted)."),
     Reason.OUTBOX_FULL: N_("The station cannot record results any more (disk full)."),
+    Reason.DEVICE_REFUSED: N_("Device refused: this is not a plain USB stick. Nothing was read."),
     "station_unreachable": N_("The screen cannot reach the station."),
     "selftest_failed": N_("The station failed its self-test."),
     "selftest_pending": N_("The station has not finished its self-test yet."),

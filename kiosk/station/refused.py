@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.errors import KioskError
+from kiosk.errors import KioskError, OutboxError
 from kiosk.models import DeviceInfo, Reason, Report, TreeVerdict, utcnow
 from kiosk.names import display_name, escape_name
 from kiosk.station.outbox import Outbox
@@ -362,8 +362,8 @@ def drain(
 ) -> list[Report]:
     """Commit every waiting record to *outbox* as a report, then remove it; return the reports.
 
-    Blocking (files, SQLite): run it in a thread. An OutboxError stops the drain and is raised,
-    leaving the remaining records where they are for the next drain.
+    Blocking (files, SQLite): run it in a thread. An outbox that cannot store (a full disk)
+    stops the drain: the records not committed stay in the spool for the next one.
     """
     done: list[Report] = []
     for spool in spools:
@@ -375,7 +375,11 @@ def drain(
             log.warning("cannot prepare the USB refusal spool %s: %s", spool, exc)
         for path in records(spool):
             report = to_report(read_record(path), station_id, software_version)
-            outbox.commit(report)  # durable before the record goes
+            try:
+                outbox.commit(report)  # durable before the record goes
+            except OutboxError as exc:
+                log.error("refused USB devices kept in the spool for now: %s", exc)
+                return done
             try:
                 _remove(path)
             except OSError as exc:

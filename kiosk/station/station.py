@@ -234,9 +234,6 @@ class Station:
             reports = await asyncio.to_thread(
                 refused.drain, self.refused_spools, self.outbox, self.settings.id, __version__
             )
-        except OutboxError as exc:
-            log.error("refused USB devices not stored yet (kept in the spool): %s", exc)
-            return
         except Exception:  # error boundary: the spool must never stop the station
             log.exception("cannot drain the refused USB devices")
             return

@@ -104,6 +104,20 @@ def test_the_same_record_twice_is_one_report(tmp_path: Path, spool: Path) -> Non
     box.close()
 
 
+def test_an_outbox_that_cannot_store_leaves_the_records(tmp_path: Path, spool: Path) -> None:
+    """The outbox refuses (here: closed, as a full disk would): nothing is removed, nothing lost."""
+    plug(tmp_path, 8, 3)
+    plug(tmp_path, 3)
+    broken = Outbox(tmp_path / "broken.db")
+    broken.close()
+    assert refused.drain([spool], broken, "st-1") == []
+    assert len(refused.records(spool)) == 2
+    box = Outbox(tmp_path / "outbox.db")
+    assert len(refused.drain([spool], box, "st-1")) == 2
+    assert len(rows(box)) == 2 and refused.records(spool) == []
+    box.close()
+
+
 CRASH = """
 import os, signal, sys
 from pathlib import Path

@@ -88,6 +88,7 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         height: 1; border: none; padding: 0 1; text-style: bold underline;
     }
     KioskScreen.-compact KioskButton:focus { text-style: bold reverse; }
+    KioskScreen.-compact KioskButton:ansi:focus { text-style: bold; }
     """
 
     def __init__(self) -> None:

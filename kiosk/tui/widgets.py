@@ -1,6 +1,7 @@
-"""The few widgets of the kiosk: a block-letter word, a bar and a button, drawn with spaces only.
+"""The few widgets of the kiosk: a block-letter word, a bar and a button.
 
 None of them uses half blocks, eighth blocks or heavy lines: the Linux console has no such glyph.
+The only block is the full block, on the console (its VGA and Lat15 fonts have it).
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from textual.widgets import Static
 
 from kiosk.tui import font
 
+# On the Linux console, reverse video swaps only the colours and leaves the brightness with the
+# glyph: a reversed bright white cell shows the console's plain white, which is grey. So on an
+# ANSI (console) theme the block letters are full blocks in the foreground colour, which stays
+# bright; elsewhere they are reversed spaces (no gaps between rows whatever the font).
+FULL_BLOCK = "\u2588"
+
 
 class BigWord(Widget):
-    """One word in block letters, as large as the space allows, pixels as reversed spaces."""
+    """One word in block letters, as large as the space allows."""
 
     DEFAULT_CSS = """
     BigWord { width: 100%; height: auto; content-align: center middle; }
@@ -59,9 +66,11 @@ class BigWord(Widget):
         return len(self._layout(width)) or 1
 
     def render(self) -> Text:
-        """Draw the word: '#' cells become reversed spaces in the widget's colour."""
+        """Draw the word: '#' cells become cells of the widget's colour."""
         lines = self._layout(self.size.width)
-        ink = Style(reverse=True)
+        solid = self.app.native_ansi_color
+        pixel = FULL_BLOCK if solid else " "
+        ink = Style() if solid else Style(reverse=True)
         out = Text(justify="center", no_wrap=True, overflow="crop")
         for index, line in enumerate(lines):
             if index:
@@ -70,7 +79,10 @@ class BigWord(Widget):
                 out.append(line, Style(bold=True))  # the plain-text fallback
                 continue
             for run_start, run in _runs(line):
-                out.append(" " * len(run), ink if run_start == "#" else None)
+                if run_start == "#":
+                    out.append(pixel * len(run), ink)
+                else:
+                    out.append(run)
         return out
 
 
@@ -149,6 +161,8 @@ class KioskButton(Static, can_focus=True):
         border: solid $foreground; text-style: bold; content-align: center middle;
     }
     KioskButton:focus { text-style: bold reverse; }
+    /* Not reverse on the console (see FULL_BLOCK): bright red on grey there. */
+    KioskButton:ansi:focus { background: ansi_black; color: ansi_bright_white; text-style: bold; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter,space", "press", show=False)]
 

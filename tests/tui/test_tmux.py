@@ -34,34 +34,46 @@ pytestmark = [
 CONSOLE_BACKGROUNDS = {str(n) for n in range(40, 48)} | {"49"}
 
 
-# What the console fonts have: ASCII, Latin-1 and Latin-9 letters, thin box lines.
+# What the console fonts have (the kernel's VGA font and the Lat15 ones): ASCII, Latin-1 and
+# Latin-9 letters, thin box lines and the full block (no half or eighth blocks).
 LIGHT_BOX = set("─│┌┐└┘├┤┬┴┼")
+FULL_BLOCK = "█"
 
 
 def console_glyph(ch: str) -> bool:
-    """Whether the Linux console's Lat15 font draws *ch*."""
+    """Whether the Linux console's fonts draw *ch*."""
     code = ord(ch)
-    return 0x20 <= code < 0x7F or 0xA0 <= code <= 0xFF or ch in "€ŠšŽžŒœŸ" or ch in LIGHT_BOX
+    return (
+        0x20 <= code < 0x7F
+        or 0xA0 <= code <= 0xFF
+        or ch in "€ŠšŽžŒœŸ"
+        or ch in LIGHT_BOX
+        or ch == FULL_BLOCK
+    )
 
 
-def backgrounds(screen: str) -> set[str]:
-    """The background parameters of every SGR sequence on the captured screen."""
+def attributes(screen: str) -> set[str]:
+    """Every SGR parameter on the captured screen (256-colour and RGB ones whole)."""
     found = set()
     for params in re.findall(r"\x1b\[([0-9;]*)m", screen):
         parts = params.split(";")
         index = 0
         while index < len(parts):
-            part = parts[index]
-            if part in ("38", "48"):
+            width = 1
+            if parts[index] in ("38", "48"):
                 width = 3 if parts[index + 1 : index + 2] == ["5"] else 5
-                if part == "48":
-                    found.add(";".join(parts[index : index + width]))
-                index += width
-                continue
-            if part.isdigit() and (40 <= int(part) <= 49 or 100 <= int(part) <= 107):
-                found.add(part)
-            index += 1
+            found.add(";".join(parts[index : index + width]))
+            index += width
     return found
+
+
+def backgrounds(screen: str) -> set[str]:
+    """The background parameters of every SGR sequence on the captured screen."""
+    return {
+        a
+        for a in attributes(screen)
+        if a.startswith("48;") or (a.isdigit() and (40 <= int(a) <= 49 or 100 <= int(a) <= 107))
+    }
 
 
 class Tmux:
@@ -166,6 +178,10 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
         assert not strange, f"glyphs a console font lacks: {sorted(strange)}"
         colours = tmux("capture-pane", "-p", "-e", "-t", "kiosk")
         assert backgrounds(colours) <= CONSOLE_BACKGROUNDS, backgrounds(colours)
+        # Nothing in the console's grey: no plain white text, and no reverse video, which on
+        # the Linux console turns bright white into grey (the big word, the focused button).
+        assert not attributes(colours) & {"7", "37", "47"}, attributes(colours)
+        assert FULL_BLOCK in shown  # the big word, in bright glyphs
         assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{pane_title}")
         assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{window_name}")
         for key in ("C-c", "C-q", "Escape", "C-p", "C-z", "C-d", "C-backslash"):

@@ -213,11 +213,15 @@ class StationModel:
         elif kind == EventType.PROGRESS:
             self.progress_events += 1
             latest = Progress.from_event(message)
-            self._session(message).progress = latest
+            session = self._session(message)
+            if session.verdict is None or session.rescanning:
+                session.progress = latest
+            # else a late line of a scan already judged: its bar must not come back.
         elif kind == EventType.VERDICT:
             result = Verdict.from_event(message)
             session = self._session(message)
             session.verdict = result
+            session.progress = None  # that scan is over
             session.delete_requested = False
             session.confirming_delete = False
             session.rescanning = False

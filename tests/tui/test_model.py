@@ -49,6 +49,30 @@ def test_a_late_line_does_not_bring_an_ended_session_back():
     assert screen(model).kind == Kind.WAITING
 
 
+def test_a_late_progress_line_after_the_verdict_brings_no_bar_back():
+    threat = [finding("x.exe", "infected", threat="T")]
+    model = fed(
+        session("a", "scanning"),
+        progress("a", 9, 10, "Photos/x.jpg"),
+        session("a", "verdict"),
+        verdict("a", "infected", "threats_found", threat, delete="offer"),
+        progress("a", 10, 10, "Photos/y.jpg"),  # late: the scan was judged already
+    )
+    current = model.current()
+    assert current is not None and current.progress is None
+    assert screen(model).kind == Kind.THREATS
+    # Delete confirmed: no bar (least of all the old scan's) until the rescan's own progress.
+    current.delete_requested = True
+    assert (screen(model).kind, screen(model).progress) == (Kind.DELETING, None)
+    model.apply(session("a", "deleting"), 0.0)
+    model.apply(session("a", "scanning"), 0.0)
+    model.apply(progress("a", 1, 4), 0.0)
+    assert screen(model).progress == 0.25
+    model.apply(session("a", "verdict"), 0.0)
+    model.apply(verdict("a", "clean"), 0.0)
+    assert current.progress is None and screen(model).kind == Kind.CLEAN
+
+
 def test_hello_starts_afresh_and_a_lost_link_forgets_everything():
     model = fed(session("a", "scanning"))
     model.apply(hello(), 0.0)

@@ -176,6 +176,7 @@ def stations_page(ctx: Page) -> Response:
     """Every station and its health; silent or unprotected ones first."""
     statuses = judge_stations(ctx)
     with ctx.state.db.read() as session:
+        flagged = queries.flagged_per_station(session, ctx.fmt.now - timedelta(days=7))
         week = queries.scans_per_station(session, ctx.fmt.now - timedelta(days=7))
     order = {"silent": 0, "unprotected": 1, "never": 2, "unknown": 3, "ok": 4, "revoked": 5}
     statuses.sort(key=lambda s: (order.get(s.state, 9), s.station.school, s.station.name))
@@ -189,6 +190,7 @@ def stations_page(ctx: Page) -> Response:
         flagged_count=sum(s.flagged for s in statuses),
         statuses=statuses,
         week=week,
+        flagged=flagged,
         online=online,
         active=active,
         out=[s for s in statuses if s.state in ("silent", "unprotected")],

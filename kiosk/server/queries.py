@@ -367,3 +367,17 @@ def findings_of(session: Session, report_pks: list[int]) -> dict[int, list[Store
     for f in rows:
         out.setdefault(f.report_pk, []).append(f)
     return out
+
+
+FLAGGED_VERDICTS = (TreeVerdict.INFECTED.value, TreeVerdict.SUSPICIOUS.value)
+
+
+def flagged_per_station(session: Session, since: datetime) -> dict[str, int]:
+    """Count flagged events per station since a moment: threats, dangerous files, and USB
+    devices the kiosk refused (reason device_refused, verdict suspicious)."""
+    rows = session.execute(
+        select(StoredReport.station_id, func.count())
+        .where(StoredReport.finished_at >= since, StoredReport.verdict.in_(FLAGGED_VERDICTS))
+        .group_by(StoredReport.station_id)
+    ).all()
+    return {s: int(n) for s, n in rows}

@@ -8,6 +8,7 @@ scan's page and the stations page.
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from kiosk.station import refused
 from kiosk.station.outbox import Outbox
 from tests.image.test_usb_policy import descriptors, fake_device, policy
 from tests.server.conftest import Server
-from tests.server.support import body
+from tests.server.support import body, make_report
 
 
 @pytest.fixture
@@ -71,8 +72,15 @@ async def test_a_refused_composite_reaches_the_pages_once(
     assert "Analyse terminée" not in detail  # no scan happened
     assert "Evil Corp" in detail and "EVIL0001" in detail
 
+    clean = make_report("st1")  # a clean scan counts as a scan, not as a flagged event
+    answer = await server.client.post("/api/v1/reports", content=body(clean), headers=headers)
+    assert answer.status_code == 201
     stations = (await server.client.get("/stations")).text
-    assert "École Jean Moulin" in stations
+    row = re.search(r'<tr class="[^"]*" id="st-st1">(.*?)</tr>', stations, re.S)
+    assert row is not None and "École Jean Moulin" in row.group(1)
+    flagged = re.search(r'<td class="num flagged">(.*?)</td>', row.group(1))
+    assert flagged is not None and re.sub(r"<[^>]+>", "", flagged.group(1)) == "1"
+    assert "Signalements 7 j" in stations
 
     english = await server.client.get("/lang/en?next=/scans")
     assert english.status_code in (302, 303)

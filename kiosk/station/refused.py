@@ -287,8 +287,11 @@ def _free_name(spool: Path, wanted: str | None) -> str:
 
 def _id_in(path: Path) -> str | None:
     try:
-        with path.open("rb") as fh:
-            data = json.loads(fh.read(MAX_RECORD_BYTES))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            data = json.loads(os.read(fd, MAX_RECORD_BYTES))
+        finally:
+            os.close(fd)
     except (OSError, ValueError, RecursionError):
         return None
     found = data.get("id") if isinstance(data, dict) else None

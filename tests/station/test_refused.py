@@ -313,6 +313,19 @@ def test_a_half_written_record_is_reported_once_stale(tmp_path: Path) -> None:
     box.close()
 
 
+def test_a_whole_record_left_as_a_temporary_file_keeps_its_id(tmp_path: Path) -> None:
+    """Power cut after usb-policy's fsync, before its rename: the record is whole, reported."""
+    spool = tmp_path / "spool"
+    rid = str(uuid.uuid4())
+    tmp = _record(spool, ".tmp-feedface", json.dumps({"id": rid, **GOOD}).encode())
+    old = time.time() - refused.STALE_TMP - 10
+    os.utime(tmp, (old, old))
+    box = Outbox(tmp_path / "outbox.db")
+    (report,) = refused.drain([spool], box, "st-1")
+    assert (report.report_id, report.extra["record"]) == (rid, "refused")
+    box.close()
+
+
 def test_the_volatile_spool_is_drained_too(tmp_path: Path) -> None:
     """Both spools (data partition, then /run) are drained; the volatile one sits under /run."""
     config = Config().with_overrides("station", data_dir=str(tmp_path / "data"))

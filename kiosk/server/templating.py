@@ -74,6 +74,7 @@ PROBLEMS = {
     "health_unknown": N_("Health unknown"),
     "engine_down": N_("Engine down"),
     "selftest_failed": N_("Self-test failed"),
+    "selftest_pending": N_("Self-test not passed yet"),
     "signatures_old": N_("Old signatures"),
     "health_stale": N_("Health report too old"),
     "canary_missed": N_("Test virus not detected"),

@@ -2,8 +2,9 @@
 
 The self-test writes the EICAR test string into a private temporary folder and scans it exactly as a
 stick is scanned (pre-flight, walk, clamd, verdict). Only `infected` is a pass. The problems are
-codes (screens and the server translate them): `engine_down`, `canary_missed`, `signatures_old`,
-`selftest_failed`, `outbox_full`.
+codes (screens and the server translate them): `selftest_pending`, `engine_down`, `canary_missed`,
+`signatures_old`, `selftest_failed`, `outbox_full`. Until a self-test has passed, the station is not
+ok: it starts with `selftest_pending` (fail closed).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from kiosk.models import EngineInfo, Reason, Report, TreeVerdict, iso, utcnow
 from kiosk.protocol import EventType, event
 
+SELFTEST_PENDING = "selftest_pending"
 ENGINE_DOWN = "engine_down"
 CANARY_MISSED = "canary_missed"
 SIGNATURES_OLD = "signatures_old"
@@ -57,18 +59,19 @@ class ScanEngine(Protocol):
 class Health:
     """What the station knows of its own state."""
 
-    problems: frozenset[str] = frozenset()
+    # A station that never tested itself vouches for nothing: the first self-test clears this.
+    problems: frozenset[str] = frozenset({SELFTEST_PENDING})
     engine: EngineInfo | None = None
     selftest_at: datetime | None = None
-    selftest_ok: bool | None = None
+    selftest_ok: bool | None = None  # None: no self-test has run yet
     outbox_backlog: int = 0
     server_link: str = "off"
     detail: str | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
-        """True when the station can protect: no problem at all."""
-        return not self.problems
+        """True when the station can protect: its last self-test passed and no problem since."""
+        return not self.problems and self.selftest_ok is True
 
     def with_problem(self, code: str, present: bool) -> Health:
         """Return a copy with *code* added or removed."""
@@ -97,11 +100,15 @@ class Health:
 
 def write_health_file(path: Path, health: Health, software_version: str) -> None:
     """Write the health file the shipper's heartbeats read (atomically: temp, fsync, rename)."""
+    # Unknown (null: the reader drops it) until a self-test has said anything of the engine.
+    engine_ok = None
+    if health.selftest_ok is not None:
+        engine_ok = not (health.problems & {ENGINE_DOWN, CANARY_MISSED, SIGNATURES_OLD})
     data = {
         "v": 1,
         "measured_at": iso(utcnow()),
         **health.data(),
-        "engine_ok": not (health.problems & {ENGINE_DOWN, CANARY_MISSED, SIGNATURES_OLD}),
+        "engine_ok": engine_ok,
         "software_version": software_version,
     }
     data.pop("server_link", None)  # the shipper knows the link better than the station

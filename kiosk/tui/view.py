@@ -19,6 +19,10 @@ __all__ = ["Action", "Button", "Context", "Kind", "Spec", "Tone", "build"]
 
 MAX_FINDINGS_SHOWN = 6
 
+# The station's health before its first self-test (kiosk.station.health.SELFTEST_PENDING; the
+# screen does not import the station).
+SELFTEST_PENDING = "selftest_pending"
+
 # Verdict reasons that mean "the station could not do its job", not "the stick is bad".
 STATION_REASONS = frozenset(
     {
@@ -41,13 +45,7 @@ def build(model: StationModel, ctx: Context) -> Spec:
     if not model.connected:
         if not model.ever_connected and ctx.now - model.started_at < ctx.startup_s:
             # At boot the screen may come up before the station: no alarm for that.
-            return Spec(
-                kind=Kind.STARTING,
-                tone=Tone.CALM,
-                big="USB",
-                caption=_("USB ANTIVIRUS STATION"),
-                lead=_("Starting, please wait..."),
-            )
+            return _starting(ctx)
         return _out_of_service(ctx, ["station_unreachable"], footer="")
     session = model.current()
     refused = _recent_refusal(model, ctx)
@@ -59,6 +57,8 @@ def build(model: StationModel, ctx: Context) -> Spec:
             return _interrupted(ctx, ended)
         health = model.health
         if health is not None and not health.ok:
+            if set(health.problems) == {SELFTEST_PENDING}:
+                return _starting(ctx)  # not ready, not broken: no sticks yet, no alarm
             return _out_of_service(ctx, list(health.problems) or ["selftest_failed"], footer="")
         return _waiting(model, ctx)
     spec = _session_screen(session, ctx)
@@ -73,6 +73,17 @@ def build(model: StationModel, ctx: Context) -> Spec:
         ).format(n=others)
         return _with_footer(spec, f"{spec.footer}   {more}" if spec.footer else more)
     return spec
+
+
+def _starting(ctx: Context) -> Spec:
+    _ = ctx.words._
+    return Spec(
+        kind=Kind.STARTING,
+        tone=Tone.CALM,
+        big="USB",
+        caption=_("USB ANTIVIRUS STATION"),
+        lead=_("Starting, please wait..."),
+    )
 
 
 def _with_footer(spec: Spec, footer: str) -> Spec:

@@ -73,6 +73,19 @@ def test_a_late_progress_line_after_the_verdict_brings_no_bar_back():
     assert current.progress is None and screen(model).kind == Kind.CLEAN
 
 
+def test_a_station_before_its_first_selftest_is_starting_not_waiting():
+    from kiosk.station import health as station_health
+    from kiosk.tui import view
+
+    assert view.SELFTEST_PENDING == station_health.SELFTEST_PENDING
+    pending = fed(hello(), health(ok=False, problems=["selftest_pending"]))
+    assert screen(pending).kind == Kind.STARTING  # no "insert your stick" yet, and no alarm
+    pending.apply(health(ok=False, problems=["selftest_pending", "outbox_full"]), 0.0)
+    assert screen(pending).kind == Kind.OUT_OF_SERVICE
+    pending.apply(health(), 0.0)
+    assert screen(pending).kind == Kind.WAITING
+
+
 def test_hello_starts_afresh_and_a_lost_link_forgets_everything():
     model = fed(session("a", "scanning"))
     model.apply(hello(), 0.0)

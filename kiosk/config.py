@@ -42,7 +42,7 @@ class ScanConfig:
     """How the tree is walked and scanned."""
 
     workers: int = _doc(
-        0, "Files in flight to clamd at once (one pipelined session); 0: 64, under MaxQueue."
+        0, "Files in flight to clamd at once (one pipelined session); 0: 190, large ones 256 MB."
     )
     file_timeout: float = _doc(
         150.0, "Seconds clamd may spend on one file before it is an error (over MaxScanTime)."

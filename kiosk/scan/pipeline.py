@@ -1,13 +1,16 @@
-"""The files of one scan in flight: sent to clamd first, then hashed and judged here meanwhile.
+"""The files of one scan in flight: sent to clamd first, then judged here meanwhile.
 
 The walking thread sends each open file's descriptor to clamd on one pipelined session, then,
-while clamd works on it, hashes the same open file with `pread` and applies the file-type
+while clamd works on it, reads the file's first 64 KB with `pread` and applies the file-type
 policy; the session's reader thread brings clamd's reply. Whichever of the two finishes last
-folds them into the file's finding. clamd works on up to `window` files at once on its own
-threads; there is no Python worker pool (on small files, thread hand-offs cost more than the
-work). The walking thread also watches deadlines: a request without a reply after
-`scan.file_timeout` is an error, and if clamd then fails a PING the rest of the tree is not sent
-at all (every file an `error`, the stick `incomplete`).
+folds them into the file's finding; a file that is not clean is then hashed (sha256, `pread` on
+the very descriptor clamd scanned). Clean files are not hashed: the report names and hashes only
+findings, and on large files hashing cost a tenth of the CPU clamd needs. clamd works on up to
+`window` files at once (and `WINDOW_BYTES` of large ones) on its own threads; there is no Python
+worker pool (on small files, thread hand-offs cost more than the work). The walking thread also
+watches deadlines: a request without a reply after `scan.file_timeout` is an error, and if clamd
+then fails a PING the rest of the tree is not sent at all (every file an `error`, the stick
+`incomplete`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from kiosk.scan.walker import Entry
 _HASH_CHUNK = 1 << 20
 _UNREACHABLE_LIMIT = 3  # consecutive failed connections before clamd is declared lost
 _TICK = 0.5  # seconds between two deadline checks while waiting
+# Bytes of large files in flight at most (one file always goes): a deep window keeps clamd busy
+# on small files, but a request's deadline runs from the moment it is sent, and clamd's cores
+# get through ~50 MB/s: 64 large files queued at once would time out at the back of the queue.
+WINDOW_BYTES = 256 * 1024 * 1024
+_LARGE = 1024 * 1024  # files from this size on count against WINDOW_BYTES
 
 
 @dataclass(eq=False)
@@ -42,12 +50,12 @@ class _Job:
     fd: int
     path: str
     size: int
-    sha256: str | None = None
     policy: PolicyFinding | None = None
     read_error: str | None = None
     reply: EngineReply | None = None
     request: Request | None = None
     retried: bool = False
+    reserved: int = 0  # bytes counted against WINDOW_BYTES until the job completes
     # clamd's reply and our own reading of the file each pop one; list.pop is atomic, so the
     # part that pops the last token (False) knows it is the second and completes the job.
     parts: list[bool] = field(default_factory=lambda: [False, True])
@@ -109,8 +117,9 @@ class Pipeline:
         self.lock = threading.Condition()
         self.jobs: set[_Job] = set()
         self.retries: deque[_Job] = deque()
+        self.large_in_flight = 0  # bytes, under self.lock
         self.unreachable = 0
-        self.buffer = bytearray(_HASH_CHUNK)
+        self.buffers = threading.local()  # one hash buffer per thread that completes jobs
         self.next_service = 0.0
 
     # -- the walking thread ------------------------------------------------------------------
@@ -138,15 +147,13 @@ class Pipeline:
                 break
             except queue.Empty:
                 self._service()
+        if job.size >= _LARGE:
+            self._reserve(job)
         with self.lock:
             self.jobs.add(job)
         self._send(job)
         try:
             head = os.pread(job.fd, HEAD_SIZE, 0)
-            if len(head) < HEAD_SIZE:  # pread stops short only at the end: we have it all
-                job.sha256, job.size = hashlib.sha256(head).hexdigest(), len(head)
-            else:
-                job.sha256, job.size = self._hash(job.fd)
             job.policy = self.policy.check(path.rsplit("/", 1)[-1], head, job.fd, job.size)
         except OSError as exc:
             job.read_error = exc.strerror or str(exc)
@@ -154,12 +161,26 @@ class Pipeline:
             job.read_error = repr(exc)
         self._part_done(job)
 
+    def _reserve(self, job: _Job) -> None:
+        """Wait until the large files in flight leave room for this one (or there are none)."""
+        while True:
+            with self.lock:
+                if not self.large_in_flight or self.large_in_flight + job.size <= WINDOW_BYTES:
+                    self.large_in_flight += job.size
+                    job.reserved = job.size
+                    return
+                self.lock.wait(_TICK)
+            self._service()
+
     def _hash(self, fd: int) -> tuple[str, int]:
-        """sha256 and length of the whole file, with pread into one reused buffer."""
-        view = memoryview(self.buffer)
+        """sha256 and length of the whole file, with pread into this thread's reused buffer."""
+        buffer = getattr(self.buffers, "buffer", None)
+        if buffer is None:
+            buffer = self.buffers.buffer = bytearray(_HASH_CHUNK)
+        view = memoryview(buffer)
         digest = hashlib.sha256()
         offset = 0
-        while count := os.preadv(fd, [self.buffer], offset):
+        while count := os.preadv(fd, [buffer], offset):
             digest.update(view[:count])
             offset += count
         return digest.hexdigest(), offset
@@ -270,8 +291,11 @@ class Pipeline:
             elif reply.kind is ReplyKind.OK and job.policy is None:
                 finding = None  # the common case, kept cheap: it runs once per file
             else:
-                base = Finding(job.path, FileVerdict.CLEAN, sha256=job.sha256, size=job.size)
-                finding = judge(base, reply, job.policy)
+                finding = judge(
+                    Finding(job.path, FileVerdict.CLEAN, size=job.size), reply, job.policy
+                )
+                if finding is not None:
+                    finding = self._with_hash(job, finding)
         except Exception as exc:  # an unexpected failure must never turn green
             finding = Finding(
                 job.path, FileVerdict.ERROR, reason=Reason.ENGINE_ERROR, detail=repr(exc)
@@ -279,9 +303,29 @@ class Pipeline:
         self._finish(job.fd, job.size, job.path, finding)
         with self.lock:
             self.jobs.discard(job)
-            if self.draining:
+            if job.reserved:
+                self.large_in_flight -= job.reserved
+                self.lock.notify_all()
+            elif self.draining:
                 self.lock.notify_all()
         self.slots.put(None)
+
+    def _with_hash(self, job: _Job, finding: Finding) -> Finding:
+        """The finding with the sha256 and length of the file, read from the fd clamd scanned."""
+        try:
+            sha256, size = self._hash(job.fd)
+        except OSError as exc:
+            # clamd may have named a threat in what it could read: the worse of the two stands.
+            unread = Finding(
+                job.path,
+                FileVerdict.ERROR,
+                reason=Reason.READ_ERROR,
+                size=job.size,
+                detail=exc.strerror or str(exc),
+            )
+            return min((finding, unread), key=lambda f: f.rank)
+        job.size = size
+        return replace(finding, sha256=sha256, size=size)
 
     def _finish(self, fd: int, size: int, path: str, finding: Finding | None) -> None:
         os.close(fd)

@@ -189,7 +189,7 @@ class FilePolicy:
             return PolicyFinding(
                 FileVerdict.SUSPICIOUS, Reason.EXEC_DISGUISED, f".{last} is {mime}"
             )
-        if last in DOCUMENT_EXTENSIONS - _TEXT_EXTENSIONS and is_script:
+        if last in _CONTENT_CHECKED and is_script:
             return PolicyFinding(
                 FileVerdict.SUSPICIOUS, Reason.SCRIPT_DISGUISED, f".{last} is {mime}"
             )

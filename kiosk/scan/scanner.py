@@ -2,9 +2,9 @@
 
 `Scanner.scan(root)` runs the pre-flight, counts the tree (for progress totals), walks it again
 opening each regular file itself, and gives each open file to the pipeline (`pipeline.py`), which
-hashes it, applies the file-type policy and sends its descriptor to clamd on one pipelined
-session. The tree is `clean` only when every regular file enumerated got an explicit OK;
-everything else folds into infected > suspicious > incomplete > error.
+sends its descriptor to clamd on one pipelined session, applies the file-type policy, and hashes
+the files that are not clean. The tree is `clean` only when every regular file enumerated got
+an explicit OK; everything else folds into infected > suspicious > incomplete > error.
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ class Scanner:
             config.clamd, config.signatures, file_timeout=config.scan.file_timeout
         )
         self.policy = FilePolicy(config.policy)
-        # Files in flight on the session: enough to keep clamd's threads busy on every core
-        # while this process reads the next ones (64 measured best on 2 cores), and below
-        # clamd's MaxQueue (100 by default), past which clamd stops reading the session.
-        self.workers = config.scan.workers or 64
+        # Files in flight on the session: deep enough that clamd's threads never run dry while
+        # this process waits for a core on a busy machine (190 beat 64 on 20,000 small files).
+        # Past clamd's MaxQueue, clamd leaves the rest in the socket until it has room, as with
+        # clamdscan, which has no window at all. Large files are bounded by bytes too.
+        self.workers = config.scan.workers or 190
 
     def preflight(self) -> EngineInfo:
         """Check the engine (PING, VERSION, canary, signature age); raise EngineError if unfit."""

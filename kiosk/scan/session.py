@@ -25,6 +25,7 @@ from kiosk.scan.clamd import EngineReply, ReplyKind, Trouble, parse_reply
 # clamd closes a session idle for IdleTimeout (30 s by default): start a new one before that.
 _IDLE_RECONNECT = 10.0
 _MAX_BUFFER = 1 << 20
+_FILDES = b"zFILDES\0\0"
 
 ReplyCallback = Callable[[EngineReply, bool], None]  # (reply, lost before a reply)
 
@@ -156,11 +157,14 @@ class ClamdSession:
                 conn.next_number += 1
                 conn.pending[request.number] = request
             try:
-                # clamd wants the command, then the descriptor riding on one more byte.
-                conn.sock.sendall(b"zFILDES\0")
-                conn.sock.sendmsg(
-                    [b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+                # clamd wants the command, then the descriptor riding on one more byte; both
+                # in one message (one system call a file): clamd takes the byte that follows
+                # the command as the descriptor's carrier when it is already there.
+                sent = conn.sock.sendmsg(
+                    [_FILDES], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
                 )
+                if sent < len(_FILDES):
+                    conn.sock.sendall(_FILDES[sent:])
             except OSError:
                 with conn.lock:
                     conn.pending.pop(request.number, None)

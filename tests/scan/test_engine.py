@@ -88,6 +88,9 @@ def test_parse_reply_is_strict():
         b"fd[3]: a b FOUND\0",
         b": OK\0",
         b"fd[3]: ok\0",
+        b"fd[3]: a: OK\0",  # the first ": " decides: the verdict is "a: OK", not OK
+        b"fd[3]\0: OK\0",
+        b"fd[3]: OK\0\0",
     ):
         assert parse_reply(raw).kind is ReplyKind.ERROR, raw
 

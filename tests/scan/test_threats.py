@@ -330,3 +330,40 @@ def test_findings_are_capped_worst_first(tmp_path, scan):
     assert report.extra == {"findings_omitted": 6}
     assert report.counts == {"infected": 1, "skipped": 10}
     assert report.to_dict()["extra"] == {"findings_omitted": 6}
+
+
+def test_policy_finding_carries_the_sha256_of_the_scanned_file(tmp_path, scan):
+    """Only files that are not clean are hashed, after clamd's reply, from the same descriptor."""
+    import hashlib
+
+    body = Path("/bin/true").read_bytes()
+    trees.write(tmp_path / "facture.pdf", body)
+    trees.write(tmp_path / "propre.txt", b"rien a signaler\n")
+    (finding,) = scan(tmp_path).findings
+    assert finding.verdict is FileVerdict.SUSPICIOUS
+    assert (finding.sha256, finding.size) == (hashlib.sha256(body).hexdigest(), len(body))
+
+
+def test_large_files_in_flight_are_bounded_by_bytes(tmp_path, scan, monkeypatch):
+    """Past WINDOW_BYTES of large files in flight the next waits; one alone always goes."""
+    from kiosk.scan import pipeline
+
+    mb = 1024 * 1024
+    monkeypatch.setattr(pipeline, "WINDOW_BYTES", 3 * mb)
+    seen: list[tuple[int, int]] = []
+    reserve = pipeline.Pipeline._reserve
+
+    def spy(self: pipeline.Pipeline, job: object) -> None:
+        reserve(self, job)  # type: ignore[arg-type]
+        seen.append((self.large_in_flight, job.size))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(pipeline.Pipeline, "_reserve", spy)
+    block = bytes(range(256)) * 4096  # 1 MB, nothing any policy or signature would flag
+    for i in range(6):
+        trees.write(tmp_path / f"gros{i}.bin", block + block[: mb // 2])
+    trees.write(tmp_path / "plus-gros.bin", block * 4)  # over the window on its own
+    report = scan(tmp_path)
+    assert (report.verdict, report.files_total) == (TreeVerdict.CLEAN, 7)
+    assert len(seen) == 7
+    for in_flight, size in seen:
+        assert in_flight <= 3 * mb or in_flight == size, seen

@@ -76,13 +76,25 @@ class FakeClamd:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _read_command(self, conn: socket.socket) -> bytes:
+        # Like clamd, read with recvmsg: a descriptor may ride on any byte, the command's too.
         data = b""
         while not data.endswith(b"\0"):
-            chunk = conn.recv(1)
+            chunk = self._recv_byte(conn)
             if not chunk:
                 break
             data += chunk
         return data.rstrip(b"\0")
+
+    def _recv_byte(self, conn: socket.socket) -> bytes:
+        fds = array.array("i")
+        data, ancdata, _flags, _addr = conn.recvmsg(1, socket.CMSG_SPACE(4 * fds.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        for fd in fds:
+            os.close(fd)
+            self.received_fds += 1
+        return data
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)
@@ -133,14 +145,7 @@ class FakeClamd:
         conn.close()
 
     def _receive_fd(self, conn: socket.socket) -> None:
-        fds = array.array("i")
-        _msg, ancdata, _flags, _addr = conn.recvmsg(1, socket.CMSG_LEN(fds.itemsize))
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-        for fd in fds:
-            os.close(fd)
-            self.received_fds += 1
+        self._recv_byte(conn)  # the byte after FILDES that carries the descriptor
 
     def _answer(self, conn: socket.socket, n: int) -> bool:
         b = self.behaviour

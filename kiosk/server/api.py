@@ -77,6 +77,7 @@ async def post_report(
 ) -> Stored:
     """Store a report once per UUID; send it again as often as needed until a 2xx comes back."""
     report = await _parse(request, ReportIn)
+    request.state.report_id = report.report_id  # named in a refusal, should one follow
     outcome = await run_in_threadpool(_store_report, state, token, report)
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
@@ -119,7 +120,7 @@ def _store_heartbeat(state: ServerState, token: str, beat: HeartbeatIn) -> None:
         station = station_of(connection, token)
         if beat.station_id != station:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "a station may only speak for itself")
-        store_heartbeat(connection, station, beat)
+        store_heartbeat(connection, station, beat, state.config)
 
 
 @router.get(

@@ -6,20 +6,34 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from kiosk import __version__
 from kiosk.config import Config, load_config
 from kiosk.errors import ServerError
-from kiosk.server import api, downloads, migrate, pages, retention, templating, web
+from kiosk.server import (
+    api,
+    downloads,
+    handling,
+    migrate,
+    pages,
+    refusals,
+    retention,
+    station_view,
+    templating,
+    web,
+)
 from kiosk.server.db import Database
 from kiosk.server.deps import ServerState
 from kiosk.server.middleware import (
@@ -47,7 +61,13 @@ def create_app(
     db = database or Database(server.database_url)
     if server.auto_migrate:
         migrate.upgrade(db)
-    state = ServerState(config=server, db=db, tz=tz, templates=templating.environment())
+    state = ServerState(
+        config=server,
+        db=db,
+        tz=tz,
+        templates=templating.environment(),
+        refusals=refusals.RefusalLog(db),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,13 +95,15 @@ def create_app(
     app.include_router(api.router)
     app.include_router(web.router)
     app.include_router(pages.router)
+    app.include_router(station_view.router)
+    app.include_router(handling.router)
     app.include_router(downloads.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_error_handlers(app)
     _install_openapi_bodies(app)
     if faults == "500-after-commit":
         app.add_middleware(FailAfterCommit)
-    app.add_middleware(BodyLimit, limit=server.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=server.max_body_bytes, refused=_body_refused(state))
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -103,6 +125,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_api(request):
+            await _record_refusal(request, exc)
             if isinstance(exc.detail, dict):
                 body = exc.detail
             else:
@@ -138,6 +161,41 @@ def _install_error_handlers(app: FastAPI) -> None:
         for name, value in SECURITY_HEADERS:
             response.headers[name.decode()] = value.decode()
         return response
+
+
+def _bearer(headers: Any) -> str | None:
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def _record_refusal(request: Request, exc: StarletteHTTPException) -> None:
+    """Keep, for IT, what a station sent that the server refused (never the body)."""
+    kind = refusals.KINDS.get(request.url.path)
+    if kind is None or request.method != "POST" or not 400 <= exc.status_code < 500:
+        return
+    state: ServerState = request.app.state.server
+    token = _bearer(request.headers)
+    reason, detail = refusals.reason_of(exc.status_code, exc.detail, token is not None)
+    report_id = refusals.report_id_of(getattr(request.state, "report_id", None))
+    refused = refusals.Refused(kind, exc.status_code, reason, detail, report_id)
+    await run_in_threadpool(state.refusals.record, token, refused)
+
+
+def _body_refused(state: ServerState) -> Callable[[Scope, int], Awaitable[None]]:
+    async def refused(scope: Scope, status: int) -> None:
+        kind = refusals.KINDS.get(str(scope.get("path", "")))
+        if kind is None or scope.get("method") != "POST":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        token = _bearer(headers)
+        reason = "too_large" if status == 413 else "bad_request"
+        await run_in_threadpool(
+            state.refusals.record, token, refusals.Refused(kind, status, reason)
+        )
+
+    return refused
 
 
 def _code(status: int) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from kiosk.config import ServerConfig
 from kiosk.server.db import Database
+from kiosk.server.refusals import RefusalLog
 from kiosk.server.security import station_for_token
 
 
@@ -24,6 +25,7 @@ class ServerState:
     db: Database
     tz: ZoneInfo
     templates: Environment
+    refusals: RefusalLog
 
 
 async def get_state(request: Request) -> ServerState:

@@ -8,12 +8,15 @@ from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from kiosk.config import ServerConfig
 from kiosk.models import FileVerdict, scan_code, utcnow
+from kiosk.server import history
 from kiosk.server.schemas import HeartbeatIn, ReportIn
+from kiosk.server.status import healthy
 from kiosk.server.tables import Station, StoredFinding, StoredReport
 
 _FLAGGED_FIRST = (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS, FileVerdict.UNVERIFIABLE)
@@ -132,8 +135,10 @@ def store_report(
     return Outcome(duplicate=False)
 
 
-def store_heartbeat(connection: Connection, station_id: str, beat: HeartbeatIn) -> None:
-    """Record a station's latest health (only the latest is kept)."""
+def store_heartbeat(
+    connection: Connection, station_id: str, beat: HeartbeatIn, config: ServerConfig
+) -> None:
+    """Record a station's latest health, and a sample of it when it says something new."""
     now = utcnow()
     health = beat.health
     values: dict[str, object] = {
@@ -150,4 +155,9 @@ def store_heartbeat(connection: Connection, station_id: str, beat: HeartbeatIn) 
         "selftest_at": health.selftest_at if health else None,
         "problems": ",".join(health.problems)[:500] if health else "",
     }
+    history.note(connection, station_id, values, now, config.station_silent_after)
+    if healthy(values, config, now):
+        # The alert is over: the next one is a new one (refusals are not a heartbeat's to end).
+        kept = Station.alert_ack_problems == "reports_refused"
+        values["alert_ack_problems"] = case((kept, Station.alert_ack_problems), else_=None)
     connection.execute(update(Station).where(Station.id == station_id).values(**values))

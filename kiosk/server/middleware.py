@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Refused = Callable[[Scope, int], Awaitable[None]]
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -45,9 +48,15 @@ class _TooLargeError(Exception):
 class BodyLimit:
     """Refuse request bodies over *limit* bytes (413) before anything parses them."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, refused: Refused | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.refused = refused  # told of each refusal (the server keeps them for IT)
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, error: str, text: str) -> None:
+        await _problem(send, status, error, text)
+        if self.refused is not None:
+            await self.refused(scope, status)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,10 +67,12 @@ class BodyLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _problem(send, 400, "bad_request", "invalid Content-Length")
+                    await self._refuse(scope, send, 400, "bad_request", "invalid Content-Length")
                     return
                 if declared > self.limit:
-                    await _problem(send, 413, "too_large", f"the body exceeds {self.limit} bytes")
+                    await self._refuse(
+                        scope, send, 413, "too_large", f"the body exceeds {self.limit} bytes"
+                    )
                     return
         seen = 0
         started = False
@@ -85,7 +96,9 @@ class BodyLimit:
             await self.app(scope, limited_receive, watched_send)
         except _TooLargeError:
             if not started:
-                await _problem(send, 413, "too_large", f"the body exceeds {self.limit} bytes")
+                await self._refuse(
+                    scope, send, 413, "too_large", f"the body exceeds {self.limit} bytes"
+                )
 
 
 class SecurityHeaders:

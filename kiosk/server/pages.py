@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from kiosk.models import TreeVerdict, parse_iso
-from kiosk.server import charts, queries
+from kiosk.server import charts, handling, queries, refusals
 from kiosk.server.status import StationStatus, station_status
 from kiosk.server.templating import N_
 from kiosk.server.web import Ctx, Page
@@ -19,10 +19,18 @@ router = APIRouter(include_in_schema=False)
 
 
 def judge_stations(ctx: Ctx) -> list[StationStatus]:
-    """Judge every station now."""
+    """Judge every station now (its health and the requests of it the server refused)."""
     with ctx.state.db.read() as session:
         stations = queries.stations(session)
-    return [station_status(s, ctx.state.config, ctx.fmt.now) for s in stations]
+        refused = refusals.totals(session)
+    return [station_status(s, ctx.state.config, ctx.fmt.now, refused.get(s.id)) for s in stations]
+
+
+def alerts(statuses: list[StationStatus]) -> list[StationStatus]:
+    """The flagged stations, those still waiting for IT first, the worst first."""
+    order = {"silent": 0, "unprotected": 1, "never": 2, "refused": 3, "unknown": 4}
+    flagged = [s for s in statuses if s.flagged]
+    return sorted(flagged, key=lambda s: (s.handled, order.get(s.state, 9), s.station.name))
 
 
 @router.get("/")
@@ -37,6 +45,7 @@ def dashboard(ctx: Page) -> Response:
         since = queries.local_midnight(days[0], tz)
         top = queries.threats(session, "threat", since, limit=6)
         top_stations = {t.key: queries.threat_stations(session, t.key) for t in top}
+        waiting = handling.to_handle(session)
     totals = [sum(per_day.get(d, {}).values()) for d in days]
     infected = [per_day.get(d, {}).get("infected", 0) for d in days]
 
@@ -49,10 +58,14 @@ def dashboard(ctx: Page) -> Response:
         return out
 
     statuses = judge_stations(ctx)
+    flagged = alerts(statuses)
     return ctx.render(
         "dashboard.html",
         nav="dashboard",
-        flagged_count=sum(s.flagged for s in statuses),
+        flagged_count=sum(s.flagged and not s.handled for s in statuses),
+        alerts=[s for s in flagged if not s.handled],
+        waiting=waiting,
+        waiting_total=sum(waiting.values()),
         cards=[
             (N_("Today"), days[-1], days[-1], card(1)),
             (N_("Last 7 days"), days[-7], days[-1], card(7)),
@@ -60,7 +73,7 @@ def dashboard(ctx: Page) -> Response:
         ],
         scans_chart=charts.series(days, totals, today, height=180),
         infected_chart=charts.series(days, infected, today, height=60),
-        watch=[s for s in statuses if s.flagged][:6],
+        watch=flagged[:6],
         fine=sum(not s.flagged for s in statuses if s.state != "revoked"),
         latest=latest,
         top=top,
@@ -88,12 +101,12 @@ def scans(request: Request, ctx: Page) -> Response:
         page = queries.list_scans(session, f, ctx.state.tz, size, after=after, before=before)
         total = queries.count_scans(session, f, ctx.state.tz)
         stations = queries.stations(session)
-    statuses = [station_status(s, ctx.state.config, ctx.fmt.now) for s in stations]
+    statuses = judge_stations(ctx)
     schools = sorted({s.school for s in stations if s.school})
     return ctx.render(
         "scans.html",
         nav="scans",
-        flagged_count=sum(s.flagged for s in statuses),
+        flagged_count=sum(s.flagged and not s.handled for s in statuses),
         f=f,
         page=page,
         size=size,
@@ -178,7 +191,11 @@ def stations_page(ctx: Page) -> Response:
     with ctx.state.db.read() as session:
         flagged = queries.flagged_per_station(session, ctx.fmt.now - timedelta(days=7))
         week = queries.scans_per_station(session, ctx.fmt.now - timedelta(days=7))
-    order = {"silent": 0, "unprotected": 1, "never": 2, "unknown": 3, "ok": 4, "revoked": 5}
+        anonymous = refusals.summary(session, refusals.ANONYMOUS)
+        anonymous_rows = refusals.latest(session, None, 5) if anonymous else []
+    order = {
+        "silent": 0, "unprotected": 1, "never": 2, "refused": 3, "unknown": 4, "ok": 5, "revoked": 6
+    }  # fmt: skip
     statuses.sort(key=lambda s: (order.get(s.state, 9), s.station.school, s.station.name))
     online = [
         s for s in statuses if s.silent_for is not None and s.silent_for.total_seconds() < 150
@@ -187,7 +204,7 @@ def stations_page(ctx: Page) -> Response:
     return ctx.render(
         "stations.html",
         nav="stations",
-        flagged_count=sum(s.flagged for s in statuses),
+        flagged_count=sum(s.flagged and not s.handled for s in statuses),
         statuses=statuses,
         week=week,
         flagged=flagged,
@@ -196,6 +213,9 @@ def stations_page(ctx: Page) -> Response:
         out=[s for s in statuses if s.state in ("silent", "unprotected")],
         old=[s for s in statuses if "signatures_old" in s.problems],
         waiting=[s for s in statuses if (s.station.backlog or 0) > 0],
+        alerts=alerts(statuses),
+        anonymous=anonymous,
+        anonymous_rows=anonymous_rows,
     )
 
 

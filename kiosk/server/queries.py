@@ -9,13 +9,15 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, distinct, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, TextClause, and_, distinct, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from kiosk.models import TreeVerdict
-from kiosk.server.tables import Station, StoredFinding, StoredReport
+from kiosk.server.tables import TO_HANDLE_SQL, Station, StoredFinding, StoredReport
 
 PAGE_SIZES = (20, 50, 100)
+WEEK = timedelta(days=7)
+HANDLED = ("todo", "done")
 COUNT_CAP = 10_000
 
 
@@ -43,6 +45,7 @@ class ScanFilter:
     threat: str | None = None
     serial: str | None = None
     code: str | None = None
+    handled: str | None = None  # "todo": threats still waiting for IT; "done": taken in hand
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> ScanFilter:
@@ -66,6 +69,7 @@ class ScanFilter:
             threat=_clean(params.get("threat")),
             serial=_clean(params.get("serial")),
             code=code or None,
+            handled=params.get("handled") if params.get("handled") in HANDLED else None,
         )
 
     def params(self, **overrides: Any) -> dict[str, str]:
@@ -96,10 +100,10 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tz).astimezone(UTC)
 
 
-def scan_conditions(f: ScanFilter, tz: ZoneInfo) -> list[ColumnElement[bool]]:
+def scan_conditions(f: ScanFilter, tz: ZoneInfo) -> list[ColumnElement[bool] | TextClause]:
     """Translate the filters into SQL conditions on reports."""
     r = StoredReport
-    cond: list[ColumnElement[bool]] = []
+    cond: list[ColumnElement[bool] | TextClause] = []
     if f.station:
         cond.append(r.station_id == f.station)
     if f.school:
@@ -118,6 +122,10 @@ def scan_conditions(f: ScanFilter, tz: ZoneInfo) -> list[ColumnElement[bool]]:
         cond.append(r.device_serial == f.serial)
     if f.code:
         cond.append(r.scan_code == f.code)
+    if f.handled == "todo":
+        cond.append(text(TO_HANDLE_SQL))  # as written in the partial index, so it is used
+    elif f.handled == "done":
+        cond.append(text("handled_at IS NOT NULL"))
     return cond
 
 

@@ -1,4 +1,6 @@
-"""Retention: reports older than the town's period are deleted daily, and only those."""
+"""Retention: what is older than the town's period is deleted daily, and only that.
+
+Reports and their findings, refused requests, health history and the audit log."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, select
 
 from kiosk.models import utcnow
+from kiosk.server import history, refusals
 from kiosk.server.db import Database
 from kiosk.server.security import purge_expired
-from kiosk.server.tables import StoredFinding, StoredReport
+from kiosk.server.tables import AuditEntry, StoredFinding, StoredReport
 
 log = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -26,7 +29,7 @@ def cutoff(retention_days: int, now: datetime | None = None) -> datetime:
 def purge(
     db: Database, retention_days: int, now: datetime | None = None, batch: int = 5_000
 ) -> int:
-    """Delete reports that finished before the cutoff (0 days keeps everything); return how many."""
+    """Delete what is older than the cutoff (0 days keeps everything); return how many reports."""
     if retention_days <= 0:
         return 0
     limit = cutoff(retention_days, now)
@@ -42,6 +45,11 @@ def purge(
             session.execute(delete(StoredFinding).where(StoredFinding.report_pk.in_(pks)))
             session.execute(delete(StoredReport).where(StoredReport.pk.in_(pks)))
             total += len(pks)
+    with db.write() as session:
+        # What IT saw beside the reports goes with them: refusals, health history, audit log.
+        refusals.purge(session, limit)
+        history.purge(session, limit)
+        session.execute(delete(AuditEntry).where(AuditEntry.at < limit))
     return total
 
 

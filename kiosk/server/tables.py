@@ -18,8 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The verdicts IT must act on, and the condition of a scan still waiting for IT.
+TO_HANDLE = ("infected", "suspicious")
+TO_HANDLE_SQL = "handled_at IS NULL AND verdict IN ('infected', 'suspicious')"
 
 # A BIGINT primary key that is still SQLite's rowid (only INTEGER PRIMARY KEY is).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -83,6 +88,11 @@ class Station(Base):
     backlog: Mapped[int | None] = mapped_column(Integer())
     software_version: Mapped[str | None] = mapped_column(String(50))
     problems: Mapped[str] = mapped_column(String(500), default="")  # comma-separated codes
+    # IT's "taken in hand" of the station's alert: it holds while the problems stay these.
+    alert_ack_problems: Mapped[str | None] = mapped_column(String(500))
+    alert_ack_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    alert_ack_by: Mapped[str | None] = mapped_column(String(64))
+    alert_ack_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class StoredReport(Base):
@@ -96,6 +106,21 @@ class StoredReport(Base):
         Index("ix_reports_day_verdict", "day", "verdict"),
         Index("ix_reports_serial", "device_serial", "finished_at"),
         Index("ix_reports_scan_code", "scan_code"),
+        # Small partial indexes: the threats still to handle, and those handled.
+        Index(
+            "ix_reports_to_handle",
+            "finished_at",
+            "pk",
+            sqlite_where=text(TO_HANDLE_SQL),
+            postgresql_where=text(TO_HANDLE_SQL),
+        ),
+        Index(
+            "ix_reports_handled",
+            "finished_at",
+            "pk",
+            sqlite_where=text("handled_at IS NOT NULL"),
+            postgresql_where=text("handled_at IS NOT NULL"),
+        ),
     )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -126,6 +151,9 @@ class StoredReport(Base):
     device_fs: Mapped[str | None] = mapped_column(String(50))
     device_label: Mapped[str | None] = mapped_column(String(200))
     document: Mapped[str] = mapped_column(Text())  # the validated report, as JSON
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    handled_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class StoredFinding(Base):
@@ -191,3 +219,66 @@ class LoginFailure(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer())
     first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Refusal(Base):
+    """A request of a station that the server refused (no body kept: when, what, and why)."""
+
+    __tablename__ = "refusals"
+    __table_args__ = (
+        Index("ix_refusals_station", "station_id", "pk"),
+        Index("ix_refusals_at", "at"),
+    )
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str | None] = mapped_column(String(64))  # None: no valid token
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16))  # report | heartbeat
+    status: Mapped[int] = mapped_column(Integer())
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(200))
+    report_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class RefusalCount(Base):
+    """How many requests were refused per station ("" for those without a valid token)."""
+
+    __tablename__ = "refusal_counts"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger())
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HealthSample(Base):
+    """A station's health when it changed, when it came back after a silence, or hourly."""
+
+    __tablename__ = "health_history"
+    __table_args__ = (Index("ix_health_history_station", "station_id", "pk"),)
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    station_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    silence: Mapped[int | None] = mapped_column(Integer())  # seconds without a heartbeat before
+    engine_ok: Mapped[bool | None] = mapped_column(Boolean())
+    signatures_version: Mapped[int | None] = mapped_column(BigInteger())
+    signatures_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    selftest_ok: Mapped[bool | None] = mapped_column(Boolean())
+    backlog: Mapped[int | None] = mapped_column(Integer())
+    software_version: Mapped[str | None] = mapped_column(String(50))
+    problems: Mapped[str] = mapped_column(String(500))
+
+
+class AuditEntry(Base):
+    """Something an IT account did to the data (taking a threat or an alert in hand)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(100))
+    comment: Mapped[str | None] = mapped_column(String(500))

@@ -79,6 +79,7 @@ PROBLEMS = {
     "health_stale": N_("Health report too old"),
     "canary_missed": N_("Test virus not detected"),
     "outbox_full": N_("Station disk full"),
+    "reports_refused": N_("Reports refused"),
 }
 STATES = {
     "ok": N_("In service"),
@@ -87,6 +88,7 @@ STATES = {
     "never": N_("Never seen"),
     "revoked": N_("Revoked"),
     "unknown": N_("Health unknown"),
+    "refused": N_("Reports refused"),
 }
 
 
@@ -169,6 +171,10 @@ class Formats:
         if seconds < 86400 * 2:
             return self._("%(h)d h %(m)02d") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
         return self._("%(n)d days") % {"n": seconds // 86400}
+
+    def seconds(self, value: int | None) -> str:
+        """A span of time given in seconds, roughly."""
+        return "—" if value is None else self.duration(timedelta(seconds=value))
 
     def size(self, value: int | None) -> str:
         """A size in bytes, in the local units."""

@@ -43,12 +43,18 @@ class LoginRequiredError(Exception):
 _LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%:@!$&'()*+,;=?-]*")
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
+    """Return *value* when it is a plain local path, else "/"."""
     # Only local paths, in plain URL characters: an open redirect would help phishing, and
     # browsers drop tabs and newlines, so "/\t/evil.example" would become "//evil.example".
     if not value or not _LOCAL_PATH.fullmatch(value) or "\\" in value:
         return "/"
     return value
+
+
+def station_path(station_id: str) -> str:
+    """The address of a station's page."""
+    return "/stations/" + quote(station_id, safe="")
 
 
 def language(request: Request, state: ServerState) -> str:
@@ -135,7 +141,7 @@ def login_form(request: Request, state: State, next: str = "/") -> Response:
     """The login page; it sets the cookie half of its CSRF token."""
     ctx = _ctx(request, state, None)
     token = secrets.token_urlsafe(32)
-    response = ctx.render("login.html", csrf=token, next=_safe_next(next), error=None)
+    response = ctx.render("login.html", csrf=token, next=safe_next(next), error=None)
     _set_cookie(ctx, response, LOGIN_CSRF_COOKIE, token, 3600)
     return response
 
@@ -147,7 +153,7 @@ async def login_submit(request: Request, state: State) -> Response:
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:1024]
     given = str(form.get("csrf", ""))
-    next_path = _safe_next(str(form.get("next", "/")))
+    next_path = safe_next(str(form.get("next", "/")))
     ctx = _ctx(request, state, None)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not security.csrf_ok(expected, given):
@@ -204,7 +210,7 @@ async def logout(request: Request, ctx: Page) -> Response:
 @router.get("/lang/{code}")
 def set_language(request: Request, state: State, code: str, next: str = "/") -> Response:
     """Switch the pages' language (a preference cookie, nothing else changes)."""
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
     if code in LANGUAGES:
         ctx = _ctx(request, state, None)
         _set_cookie(ctx, response, LANG_COOKIE, code, 365 * 86400)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kiosk.models import FileVerdict, Finding, Reason, Report, TreeVerdict, utcnow
+from kiosk.server import migrate
 from kiosk.server.tables import Station, StoredFinding, StoredReport
 from tests.server.conftest import Server
 from tests.server.support import body, make_report
@@ -221,7 +222,7 @@ async def test_health_and_openapi(server: Server) -> None:
     health = await server.client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
-    assert health.json()["schema_revision"] == "0001"
+    assert health.json()["schema_revision"] == migrate.head()
     spec = (await server.client.get("/api/v1/openapi.json")).json()
     assert {"/api/v1/reports", "/api/v1/heartbeats", "/api/v1/health"} <= set(spec["paths"])
     body_ref = spec["paths"]["/api/v1/reports"]["post"]["requestBody"]["content"]

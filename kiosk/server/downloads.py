@@ -45,6 +45,9 @@ def scans_csv(request: Request, ctx: Page) -> Response:
         fmt._("Serial number"),
         fmt._("Scan code"),
         fmt._("Report id"),
+        fmt._("Taken in hand"),
+        fmt._("Taken in hand by"),
+        fmt._("Comment"),
     ]
 
     def rows() -> Iterator[list[Any]]:
@@ -65,6 +68,9 @@ def scans_csv(request: Request, ctx: Page) -> Response:
                     r.device_serial,
                     r.scan_code,
                     r.report_id,
+                    fmt.iso(r.handled_at),
+                    r.handled_by,
+                    r.handled_note,
                 ]
 
     return _csv_response("scans.csv", rows_to_csv(header, rows()))

@@ -155,7 +155,14 @@ def test_detail_shows_hostile_names_as_inert_text(page: object, site: Site) -> N
 
 
 def test_every_page_stays_inert_and_sends_the_csp(page: object, site: Site) -> None:
-    for path in ("/", "/scans", f"/scans/{site.infected_id}", "/stations", "/threats"):
+    for path in (
+        "/",
+        "/scans",
+        f"/scans/{site.infected_id}",
+        "/stations",
+        "/stations/xss",
+        "/threats",
+    ):
         response = page.goto(f"{site.url}{path}")  # type: ignore[attr-defined]
         assert response.headers["content-security-policy"] == CSP
         assert page.locator("script").count() == 0  # type: ignore[attr-defined]
@@ -190,3 +197,49 @@ def test_english_on_request_and_logout(page: object, site: Site) -> None:
     page.wait_for_url("**/login")  # type: ignore[attr-defined]
     page.goto(f"{site.url}/scans")  # type: ignore[attr-defined]
     assert "/login?next=" in page.url  # type: ignore[attr-defined]
+
+
+def test_station_page_from_the_list_and_from_a_scan(page: object, site: Site) -> None:
+    page.goto(f"{site.url}/stations")  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("#stations a[href='/stations/xss']")  # type: ignore[attr-defined]
+    assert page.locator("#station-name").inner_text() == XSS_NAMES[1]  # type: ignore[attr-defined]
+    assert page.locator("main script, main svg[onload]").count() == 0  # type: ignore[attr-defined]
+    assert page.locator("#recent-scans tbody tr").count() == 1  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("#station-scans")  # type: ignore[attr-defined]
+    assert page.locator("table.scans tbody tr").count() == 1  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/scans/{site.infected_id}")  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("#station-link")  # type: ignore[attr-defined]
+    assert page.url == f"{site.url}/stations/xss"  # type: ignore[attr-defined]
+
+
+def test_a_threat_and_a_station_alert_taken_in_hand(page: object, site: Site) -> None:
+    page.goto(f"{site.url}/")  # type: ignore[attr-defined]
+    assert "Menaces à traiter : 1" in page.locator("#alert-threats").inner_text()  # type: ignore[attr-defined]
+    page.click("#alert-threats a.button")  # type: ignore[attr-defined]
+    page.wait_for_url("**handled=todo**")  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click(f"a.code:has-text('{site.infected_code}')")  # type: ignore[attr-defined]
+    page.fill("#handle-form input[name=note]", "<img src=x onerror=alert(1)> supprimé")  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("#handle-form button[type=submit]")  # type: ignore[attr-defined]
+    handled = page.locator("#handling").inner_text()  # type: ignore[attr-defined]
+    assert "Pris en charge" in handled and "claire" in handled
+    assert "<img src=x onerror=alert(1)> supprimé" in handled
+    assert page.locator("#handling img").count() == 0  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/scans?handled=todo")  # type: ignore[attr-defined]
+    assert "Aucune analyse" in page.locator("table.scans tbody").inner_text()  # type: ignore[attr-defined]
+    page.goto(f"{site.url}/")  # type: ignore[attr-defined]
+    assert page.locator("#alert-threats").count() == 0  # type: ignore[attr-defined]
+    # The stations have sent no health yet: each is an alert; take one in hand.
+    page.goto(f"{site.url}/stations")  # type: ignore[attr-defined]
+    card = page.locator("#alert-renoir")  # type: ignore[attr-defined]
+    assert "Santé inconnue" in card.inner_text()
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        card.locator("button[type=submit]").click()
+    assert page.url == f"{site.url}/stations"  # type: ignore[attr-defined]
+    card = page.locator("#alert-renoir")  # type: ignore[attr-defined]
+    assert "Pris en charge par claire" in card.inner_text()
+    assert card.locator("button").count() == 0

@@ -15,7 +15,7 @@ from kiosk.server.middleware import CSP
 from tests.server.conftest import PASSWORD, Server, csrf_of
 from tests.server.support import XSS_NAMES, body, make_report
 
-PAGES = ("/", "/scans", "/stations", "/threats")
+PAGES = ("/", "/scans", "/stations", "/threats", "/stations/st1")
 
 
 async def post(server: Server, token: str, *reports: object) -> None:

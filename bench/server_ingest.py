@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -99,6 +100,29 @@ async def _run(port: int, queues: list[list[tuple[str, bytes]]]) -> tuple[float,
     return time.perf_counter() - started, latencies
 
 
+def _cpu_seconds(root: int) -> float:
+    """CPU time used so far by a process and its descendants (uvicorn's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
 def measure(url: str, label: str, stations: int, per_station: int, workers: int) -> None:
     """Create stations, serve, send, print."""
     tokens = _stations(url, stations)
@@ -107,8 +131,11 @@ def measure(url: str, label: str, stations: int, per_station: int, workers: int)
         config = write_config(Path(tmp) / "s.toml", url, retention_days=0)
         server = Uvicorn(config, free_port(), Path(tmp) / "log", env={}, workers=workers)
         server.start()
+        assert server.process is not None
         try:
+            cpu = _cpu_seconds(server.process.pid)
             seconds, latencies = asyncio.run(_run(server.port, queues))
+            cpu = _cpu_seconds(server.process.pid) - cpu
         finally:
             server.stop()
     total = stations * per_station
@@ -116,7 +143,8 @@ def measure(url: str, label: str, stations: int, per_station: int, workers: int)
     print(
         f"  {label:24} {total:6} reports from {stations} stations in {seconds:5.1f} s: "
         f"{total / seconds:6.0f} reports/s   (p50 {statistics.median(latencies):.0f} ms, "
-        f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.0f} ms per POST)",
+        f"p95 {latencies[int(0.95 * len(latencies)) - 1]:.0f} ms per POST; "
+        f"server CPU {1000 * cpu / total:.2f} ms per report)",
         flush=True,
     )
 

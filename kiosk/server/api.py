@@ -12,7 +12,7 @@ from sqlalchemy import text
 from kiosk import __version__
 from kiosk.models import scan_code, utcnow
 from kiosk.server.deps import ServerState, State, StationToken, station_of
-from kiosk.server.ingest import Outcome, store_heartbeat, store_report
+from kiosk.server.ingest import store_heartbeat
 from kiosk.server.schemas import Ack, Health, HeartbeatIn, Problem, ReportIn, Stored
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -78,7 +78,7 @@ async def post_report(
     """Store a report once per UUID; send it again as often as needed until a 2xx comes back."""
     report = await _parse(request, ReportIn)
     request.state.report_id = report.report_id  # named in a refusal, should one follow
-    outcome = await run_in_threadpool(_store_report, state, token, report)
+    outcome = await state.writer.store(token, report)
     if outcome.duplicate:
         response.status_code = status.HTTP_200_OK
     return Stored(
@@ -86,19 +86,6 @@ async def post_report(
         duplicate=outcome.duplicate,
         scan_code=scan_code(report.report_id),
     )
-
-
-def _store_report(state: ServerState, token: str, report: ReportIn) -> Outcome:
-    with state.db.transaction() as connection:
-        station = station_of(connection, token)
-        if report.station_id != station:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, "a station may only send its own reports"
-            )
-        outcome = store_report(connection, station, report, state.tz)
-    if outcome.conflict:
-        raise HTTPException(status.HTTP_409_CONFLICT, "this report_id belongs to another station")
-    return outcome
 
 
 @router.post(

@@ -43,6 +43,7 @@ from kiosk.server.middleware import (
     SecurityHeaders,
 )
 from kiosk.server.schemas import HeartbeatIn, ReportIn
+from kiosk.server.writer import ReportWriter
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -67,6 +68,7 @@ def create_app(
         tz=tz,
         templates=templating.environment(),
         refusals=refusals.RefusalLog(db),
+        writer=ReportWriter(db, tz),
     )
 
     @contextlib.asynccontextmanager
@@ -77,6 +79,7 @@ def create_app(
                 retention.daily(db, server.retention_days, server.login_window)
             )
         yield
+        await run_in_threadpool(state.writer.close)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

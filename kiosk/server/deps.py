@@ -15,6 +15,7 @@ from kiosk.config import ServerConfig
 from kiosk.server.db import Database
 from kiosk.server.refusals import RefusalLog
 from kiosk.server.security import station_for_token
+from kiosk.server.writer import ReportWriter
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ServerState:
     tz: ZoneInfo
     templates: Environment
     refusals: RefusalLog
+    writer: ReportWriter
 
 
 async def get_state(request: Request) -> ServerState:

@@ -51,13 +51,17 @@ def _pages(client: httpx.Client) -> dict[str, str]:
         "scans, threat": "/scans?threat=Win.Trojan.Bench-42",
         "scans, serial": "/scans?serial=SER000123",
         "scans, scan code": "/scans?code=B02A-0A2A",
+        "scans, to handle": "/scans?handled=todo",
+        "one station's page": "/stations/st-7",
         "threats, 30 days": "/threats",
         "threats, 365 days": "/threats?days=365",
         "dashboard": "/",
     }
 
 
-def measure(url: str, label: str, count: int, repeat: int, workers: int) -> None:
+def measure(
+    url: str, label: str, count: int, repeat: int, workers: int, only: str | None = None
+) -> None:
     """Fill, serve, and time each page."""
     db = Database(url)
     upgrade(db)
@@ -79,6 +83,8 @@ def measure(url: str, label: str, count: int, repeat: int, workers: int) -> None
             with httpx.Client(base_url=server.url, timeout=120) as client:
                 _login(client)
                 for name, path in _pages(client).items():
+                    if only and only not in name:
+                        continue
                     client.get(path)  # warm the caches once
                     times = []
                     for _ in range(repeat):
@@ -103,14 +109,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reports", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--pages", help="only the pages whose name contains this")
     args = parser.parse_args(argv)
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
-            measure(f"sqlite:///{tmp}/central.db", "sqlite", args.reports, args.repeat, 1)
+            measure(
+                f"sqlite:///{tmp}/central.db", "sqlite", args.reports, args.repeat, 1, args.pages
+            )
     if args.backend in ("postgres", "both"):
         pg = start_postgres()
         try:
-            measure(pg.create_database(), "postgres", args.reports, args.repeat, 1)
+            measure(pg.create_database(), "postgres", args.reports, args.repeat, 1, args.pages)
         finally:
             pg.stop()
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kiosk.server import handling, history, queries, refusals
 from kiosk.server.status import station_status
@@ -33,7 +33,12 @@ def station_page(station_id: str, request: Request, ctx: Page) -> Response:
                 .limit(RECENT_SCANS)
             )
         )
-        week = queries.scans_per_station(session, ctx.fmt.now - queries.WEEK).get(station.id, 0)
+        week = session.scalar(
+            select(func.count()).where(
+                StoredReport.station_id == station.id,
+                StoredReport.finished_at >= ctx.fmt.now - queries.WEEK,
+            )
+        )
         refusal_rows = refusals.latest(session, station.id)
         audit = handling.latest_audit(session, f"{station.id}:")
     return ctx.render(
@@ -43,7 +48,7 @@ def station_page(station_id: str, request: Request, ctx: Page) -> Response:
         st=station,
         samples=samples,
         scans=scans,
-        week=week,
+        week=week or 0,
         refused=refused,
         refusal_rows=refusal_rows,
         audit=audit,

@@ -1,4 +1,5 @@
-"""Refused requests, health history, taking threats and alerts in hand, the audit log.
+"""Refused requests, health history, taking threats and alerts in hand, the audit log;
+covering indexes for the threats page.
 
 Revision ID: 0002
 Revises: 0001
@@ -82,10 +83,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"], unique=False)
+    op.drop_index("ix_findings_threat", table_name="findings")
+    op.create_index(
+        "ix_findings_threat", "findings",
+        ["threat", "finished_at", "station_id", "device_serial"], unique=False,
+    )  # fmt: skip
+    op.drop_index("ix_findings_sha256", table_name="findings")
+    op.create_index(
+        "ix_findings_sha256", "findings",
+        ["sha256", "finished_at", "station_id", "device_serial", "threat", "verdict"], unique=False,
+    )  # fmt: skip
 
 
 def downgrade() -> None:
     """Undo this revision."""
+    op.drop_index("ix_findings_sha256", table_name="findings")
+    op.create_index("ix_findings_sha256", "findings", ["sha256", "finished_at"], unique=False)
+    op.drop_index("ix_findings_threat", table_name="findings")
+    op.create_index("ix_findings_threat", "findings", ["threat", "finished_at"], unique=False)
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_index("ix_health_history_station", table_name="health_history")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
@@ -103,7 +102,7 @@ def store_report(
         "device_size": device.size if device else None,
         "device_fs": _cut(device.fs_type if device else None, 50),
         "device_label": _cut(device.label if device else None, 200),
-        "document": json.dumps(report.document(), ensure_ascii=False, separators=(",", ":")),
+        "document": report.model_dump_json(by_alias=True),  # compact, UTF-8, as document()
     }
     statements = _statements(connection.dialect.name)
     pk = connection.execute(statements.insert_report, row).scalar_one_or_none()

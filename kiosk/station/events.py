@@ -102,6 +102,7 @@ class EventHub:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self.path: Path | None = None
 
     @property
@@ -127,6 +128,7 @@ class EventHub:
 
     async def stop(self) -> None:
         """Close the socket and every client."""
+        self._stopping = True
         if self._server is not None:
             self._server.close()
         for client in list(self._clients):
@@ -160,7 +162,10 @@ class EventHub:
         if handler is not None:
             self._handlers.add(handler)
             handler.add_done_callback(self._handlers.discard)
-        if len(self._clients) >= MAX_CLIENTS:
+        if self._stopping or len(self._clients) >= MAX_CLIENTS:
+            # Stopping: a connection accepted just before the socket closed but served after
+            # the clients were closed would be kept open, outlive stop() and be cancelled with
+            # the loop (Python 3.11 logs that as an error from this handler).
             client.close()
             return
         for line in self._snapshot():

@@ -1,8 +1,11 @@
-"""The event socket: catch-up on connect, several screens, a stuck screen never holds the others."""
+"""The event socket: catch-up on connect, several screens, a stuck screen never holds the others,
+a stop with screens connected logs nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import logging
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -11,28 +14,29 @@ from typing import Any
 
 import pytest
 
+from kiosk.config import Config
 from kiosk.protocol import Command, EventType, command, event
 from kiosk.station.events import MAX_BACKLOG, EventHub
+from tests.station.conftest import live_station
 from tests.station.helpers import Screen
+
+
+def snapshot() -> list[bytes]:
+    return [
+        event(EventType.HELLO, station_id="t", software_version="0", protocol=1),
+        event(EventType.SESSION, session_id="s0", state="scanning", device=None, queued=0),
+    ]
+
+
+async def on_command(message: dict[str, Any]) -> bytes:
+    if message.get("cmd") == Command.PING:
+        return event(EventType.ACK, cmd="ping", ok=True, error=None)
+    return event(EventType.ACK, cmd=message.get("cmd"), ok=False, error="unknown_session")
 
 
 @pytest.fixture
 async def hub() -> AsyncIterator[EventHub]:
     path = Path(tempfile.mkdtemp(prefix="kh", dir="/tmp")) / "ev.sock"
-    state = {"n": 0}
-
-    def snapshot() -> list[bytes]:
-        state["n"] += 1
-        return [
-            event(EventType.HELLO, station_id="t", software_version="0", protocol=1),
-            event(EventType.SESSION, session_id="s0", state="scanning", device=None, queued=0),
-        ]
-
-    async def on_command(message: dict[str, Any]) -> bytes:
-        if message.get("cmd") == Command.PING:
-            return event(EventType.ACK, cmd="ping", ok=True, error=None)
-        return event(EventType.ACK, cmd=message.get("cmd"), ok=False, error="unknown_session")
-
     server = EventHub(snapshot, on_command)
     await server.start(path, None)
     yield server
@@ -134,3 +138,61 @@ async def test_a_stuck_screen_never_slows_the_others(hub: EventHub) -> None:
     assert hub.clients == 1
     stuck.close()
     await good.close()
+
+
+def _served_soon() -> bool:
+    """Whether asyncio has made the handler task of a new connection, not yet started."""
+    return any(
+        getattr(task.get_coro(), "__qualname__", "") == "EventHub._serve"
+        and inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED
+        for task in asyncio.all_tasks()
+    )
+
+
+async def test_stopping_with_screens_connected_logs_nothing(
+    hub: EventHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A screen connected, and one whose connection is accepted as the station stops (a screen
+    reconnecting): the stop closes both, and nothing is left for the loop to cancel. Before,
+    the late one was kept open and cancelled with the loop, which Python 3.11 logged as a
+    CancelledError from EventHub._serve."""
+    assert hub.path is not None
+    screen = await Screen().connect(hub.path)
+    await screen.wait_for(lambda m: m.get("type") == "session")
+    late = socket.socket(socket.AF_UNIX)
+    late.setblocking(False)
+    late.connect(str(hub.path))
+    for _ in range(1000):  # loop turns, not time: accept, then the handler task is made
+        if _served_soon():
+            break
+        await asyncio.sleep(0)
+    assert _served_soon()
+    with caplog.at_level(logging.DEBUG):
+        await hub.stop()
+        # What asyncio.run does once the station's main returns: cancel whatever is left.
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        await asyncio.sleep(0)  # the done-callbacks of what was cancelled
+    assert hub.clients == 0
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    late.setblocking(True)
+    assert late.recv(1) == b""  # closed by the station, not left hanging
+    late.close()
+    await screen.close()
+
+
+async def test_a_station_stopped_with_a_screen_connected_logs_nothing(
+    station_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        async with live_station(station_config) as live:
+            await live.screen.wait_for(lambda m: m.get("type") == "health")
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        await asyncio.sleep(0)
+    assert live.task.done() and live.station.hub.clients == 0
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -129,45 +129,16 @@ def encrypted_zip(name: str, data: bytes, password: bytes) -> bytes:
     header = os.urandom(11) + bytes([crc >> 24])
     body = _ZipCrypto(password).encrypt(header + data)
     raw_name = name.encode()
-    flags, method, when, day = 0x1, 0, 0, 0x21
-    local = (
-        struct.pack(
-            "<IHHHHHIIIHH",
-            0x04034B50,
-            20,
-            flags,
-            method,
-            when,
-            day,
-            crc,
-            len(body),
-            len(data),
-            len(raw_name),
-            0,
-        )
-        + raw_name
+    # What the local header and the central directory entry both say: version needed (2.0),
+    # flags (encrypted), method (stored), time, date, CRC, sizes, name length.
+    shared = struct.pack(
+        "<HHHHHIIIH", 20, 0x1, 0, 0, 0x21, crc, len(body), len(data), len(raw_name)
     )
+    local = struct.pack("<I", 0x04034B50) + shared + struct.pack("<H", 0) + raw_name  # no extra
     central = (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            20,
-            20,
-            flags,
-            method,
-            when,
-            day,
-            crc,
-            len(body),
-            len(data),
-            len(raw_name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
+        struct.pack("<IH", 0x02014B50, 20)  # signature, version made by
+        + shared
+        + struct.pack("<HHHHII", 0, 0, 0, 0, 0, 0)  # extra, comment, disk, attributes, at 0
         + raw_name
     )
     offset = len(local) + len(body)

@@ -19,6 +19,7 @@ from tests.tui.fake_station import (
     session,
     verdict,
 )
+from tests.tui.scenes import DELETED
 
 
 def kind_of(app) -> Kind | None:
@@ -90,15 +91,7 @@ async def test_delete_offer_confirm_escape_then_delete_and_rescan(station: FakeS
         await station.send(session(sid, "scanning"), progress(sid, 3, 10))
         assert await until(pilot, lambda: app.screen.spec.progress == 0.3)
         assert kind_of(app) == Kind.DELETING
-        action = {
-            "kind": "delete_infected",
-            "at": "2026-11-29T10:00:00.000+00:00",
-            "ok": True,
-            "files": ["Jeux/setup_crack.exe"],
-            "rescan_verdict": "clean",
-            "detail": None,
-        }
-        await station.send(session(sid, "verdict"), verdict(sid, "clean", actions=[action]))
+        await station.send(session(sid, "verdict"), verdict(sid, "clean", actions=[DELETED]))
         assert await until(pilot, lambda: kind_of(app) == Kind.CLEAN)
         assert app.screen.spec.lines[0].startswith("The infected files were deleted")
 

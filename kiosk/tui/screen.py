@@ -88,6 +88,8 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         height: 1; border: none; padding: 0 1; text-style: bold underline;
     }
     KioskScreen.-compact KioskButton:focus { text-style: bold reverse; }
+    /* The colour console shows underline as another colour (cyan), reverse as grey. */
+    KioskScreen.-compact KioskButton:ansi { text-style: bold; }
     KioskScreen.-compact KioskButton:ansi:focus { text-style: bold; }
     """
 

@@ -116,11 +116,11 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "kiosk")
 
-    def wait_for(self, text: str, steps: int = 300) -> str:
+    def wait_for(self, text: str, steps: int = 300, absent: str | None = None) -> str:
         shown = ""
         for _ in range(steps):
             shown = self.screen()
-            if text in shown:
+            if text in shown and (absent is None or absent not in shown):
                 return shown
             time.sleep(0.1)
         raise AssertionError(f"{text!r} never shown; screen:\n{shown}")
@@ -182,6 +182,12 @@ def test_hostile_names_on_a_linux_console(tmux: Tmux, short_dir: Path):
         # the Linux console turns bright white into grey (the big word, the focused button).
         assert not attributes(colours) & {"7", "37", "47"}, attributes(colours)
         assert FULL_BLOCK in shown  # the big word, in bright glyphs
+        # A small console: the compact layout's one-line buttons, not underlined either (the
+        # colour console shows underline as cyan text).
+        tmux("resize-window", "-t", "kiosk", "-x", "80", "-y", "24")
+        tmux.wait_for("Terminé", absent="│  Terminé  │")
+        small = tmux("capture-pane", "-p", "-e", "-t", "kiosk")
+        assert not attributes(small) & {"4", "7", "37", "47"}, attributes(small)
         assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{pane_title}")
         assert "pwned" not in tmux("display-message", "-p", "-t", "kiosk", "#{window_name}")
         for key in ("C-c", "C-q", "Escape", "C-p", "C-z", "C-d", "C-backslash"):

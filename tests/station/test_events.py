@@ -140,6 +140,15 @@ async def test_a_stuck_screen_never_slows_the_others(hub: EventHub) -> None:
     await good.close()
 
 
+async def end_of_loop() -> None:
+    """What asyncio.run does once the station's main returns: cancel whatever is left."""
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    await asyncio.sleep(0)  # the done-callbacks of what was cancelled (where 3.11 logged)
+
+
 def _served_soon() -> bool:
     """Whether asyncio has made the handler task of a new connection, not yet started."""
     return any(
@@ -169,12 +178,7 @@ async def test_stopping_with_screens_connected_logs_nothing(
     assert _served_soon()
     with caplog.at_level(logging.DEBUG):
         await hub.stop()
-        # What asyncio.run does once the station's main returns: cancel whatever is left.
-        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-        await asyncio.sleep(0)  # the done-callbacks of what was cancelled
+        await end_of_loop()
     assert hub.clients == 0
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     late.setblocking(True)
@@ -189,10 +193,6 @@ async def test_a_station_stopped_with_a_screen_connected_logs_nothing(
     with caplog.at_level(logging.DEBUG):
         async with live_station(station_config) as live:
             await live.screen.wait_for(lambda m: m.get("type") == "health")
-        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-        await asyncio.sleep(0)
+        await end_of_loop()
     assert live.task.done() and live.station.hub.clients == 0
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -146,11 +146,12 @@ class KioskScreen(Screen[None], inherit_bindings=False):
         self._text("footer", spec.footer, hide=False)
         if previous is None or previous.buttons != spec.buttons:
             self._buttons(spec)
-        # One frame for the whole change. Each widget reports its repaint and its new size on
-        # its own, and the screen's frame timer may fire in between: the new caption was then
-        # drawn over the old layout, still showing the scan's bar and current file. A layout of
-        # the whole screen, asked for now, comes before any such frame.
-        self.refresh(layout=True)
+        if previous is None or (previous.kind, previous.tone) != (spec.kind, spec.tone):
+            # One frame for a new screen. Each widget reports its repaint and its new size on
+            # its own, and the screen's frame timer may fire in between: the new caption was
+            # then drawn over the old layout, still showing the scan's bar and current file. A
+            # layout of the whole screen, asked for now, comes before any such frame.
+            self.refresh(layout=True)
 
     def _text(self, id: str, text: str, hide: bool = True) -> None:
         widget = self.query_one(f"#{id}", Static)

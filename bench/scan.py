@@ -5,7 +5,9 @@ large signature set (1,000,000 .hdb and 50,000 .ndb random signatures, so the en
 does with a real database), starts one clamd with `DisableCache yes` (clamd otherwise remembers
 clean content by hash and every rescan is nearly free), then alternates `kiosk scan --json` and
 `clamdscan --multiscan --fdpass` on the corpus and on 20,000 files of 100 bytes. Prints wall
-times, their ratio, MB/s, files/s and the kiosk's peak memory.
+times, their ratio, MB/s, files/s, the kiosk's peak memory, the load average, and the CPU each
+run cost (the client's own and clamd's for it), which varies much less than the walls on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import math
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,6 +112,18 @@ def _tree_stats(root: Path) -> tuple[int, int]:
     return files, size
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (clamd's, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_kiosk(root: Path, sock: Path) -> tuple[float, int, dict[str, object]]:
     """Run `kiosk scan --json`; return wall seconds, peak RSS bytes and the report."""
     start = time.perf_counter()
@@ -137,27 +152,54 @@ def run_clamdscan(root: Path, conf: Path) -> tuple[float, int]:
     return wall, sum(1 for line in out.stdout.splitlines() if line.endswith(" FOUND"))
 
 
-def compare(label: str, root: Path, sock: Path, conf: Path, rounds: int) -> dict[str, float]:
+def compare(
+    label: str, root: Path, sock: Path, conf: Path, rounds: int, clamd_pid: int
+) -> dict[str, float]:
     """Alternate both scanners on *root*; print and return medians."""
     files, size = _tree_stats(root)
     kiosk_walls, clam_walls, peaks = [], [], []
+    # CPU seconds per run: the client's own, and clamd's while it served that client. On a
+    # machine shared with other work the walls vary a lot; the CPU a scan costs much less.
+    kiosk_cpu, clam_cpu, clamd_for_kiosk, clamd_for_clam = [], [], [], []
     report: dict[str, object] = {}
     flagged = 0
+    load_before = os.getloadavg()[0]
     for _ in range(rounds):
+        own, engine = children_cpu(), process_cpu(clamd_pid)
         wall, peak, report = run_kiosk(root, sock)
         kiosk_walls.append(wall)
         peaks.append(peak)
+        kiosk_cpu.append(children_cpu() - own)
+        clamd_for_kiosk.append(process_cpu(clamd_pid) - engine)
+        own, engine = children_cpu(), process_cpu(clamd_pid)
         wall, flagged = run_clamdscan(root, conf)
         clam_walls.append(wall)
+        clam_cpu.append(children_cpu() - own)
+        clamd_for_clam.append(process_cpu(clamd_pid) - engine)
     k, c = statistics.median(kiosk_walls), statistics.median(clam_walls)
+    kc, cc = statistics.median(kiosk_cpu), statistics.median(clam_cpu)
+    dk, dc = statistics.median(clamd_for_kiosk), statistics.median(clamd_for_clam)
     print(f"-- {label}: {files} files, {size / MB:.0f} MB, {rounds} rounds (medians)")
-    print(f"   {'':24}{'wall s':>9}{'MB/s':>9}{'files/s':>10}")
-    print(f"   {'kiosk scan --json':24}{k:9.2f}{size / MB / k:9.1f}{files / k:10.0f}")
-    print(f"   {'clamdscan multiscan':24}{c:9.2f}{size / MB / c:9.1f}{files / c:10.0f}")
+    print(f"   load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"   {'':24}{'wall s':>9}{'MB/s':>9}{'files/s':>10}{'own CPU s':>11}{'clamd CPU s':>13}")
+    print(
+        f"   {'kiosk scan --json':24}{k:9.2f}{size / MB / k:9.1f}{files / k:10.0f}"
+        f"{kc:11.2f}{dk:13.2f}"
+    )
+    print(
+        f"   {'clamdscan multiscan':24}{c:9.2f}{size / MB / c:9.1f}{files / c:10.0f}"
+        f"{cc:11.2f}{dc:13.2f}"
+    )
+    print(f"   walls: kiosk {_walls(kiosk_walls)}; clamdscan {_walls(clam_walls)}")
     print(f"   ratio kiosk/clamdscan: {k / c:.2f}   kiosk peak RSS: {max(peaks) / MB:.0f} MB")
+    print(f"   CPU ratio (client + clamd): {(kc + dk) / (cc + dc):.2f}")
     findings = len(report.get("findings", []))  # type: ignore[arg-type]
     print(f"   verdict {report.get('verdict')}: kiosk findings {findings}, clamdscan {flagged}")
     return {"kiosk": k, "clamdscan": c, "ratio": k / c, "peak_mb": max(peaks) / MB}
+
+
+def _walls(walls: list[float]) -> str:
+    return " ".join(f"{w:.2f}" for w in walls)
 
 
 def main(argv: list[str]) -> int:
@@ -189,8 +231,9 @@ def main(argv: list[str]) -> int:
     conf = clamd_dir / "clamdscan.conf"
     conf.write_text(f"LocalSocket {server.socket}\n")
     try:
-        compare("corpus", corpus, server.socket, conf, args.rounds)
-        compare("20,000 files of 100 bytes", small, server.socket, conf, args.rounds)
+        pid = server.process.pid
+        compare("corpus", corpus, server.socket, conf, args.rounds, pid)
+        compare("20,000 files of 100 bytes", small, server.socket, conf, args.rounds, pid)
     finally:
         server.stop()
     return 0

@@ -3,12 +3,11 @@
 The only module that imports python-magic. Disguises are always flagged (an executable named like
 a document, `photo.jpg.exe`, bidi or zero-width characters in a name, `autorun.inf`); plain
 executables, scripts and macro-carrying documents are flagged or allowed by the config. Archives
-the engine cannot open (ZIP64) are 'unverifiable', never clean.
+the engine cannot open (ZIP64, also inside another ZIP: `archive.py`) are 'unverifiable'.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import zipfile
@@ -19,6 +18,7 @@ import magic
 from kiosk.config import PolicyConfig
 from kiosk.models import FileVerdict, Reason
 from kiosk.names import is_deceptive
+from kiosk.scan import archive
 
 HEAD_SIZE = 64 * 1024
 _OLE_SCAN_LIMIT = 16 * 1024 * 1024
@@ -108,36 +108,6 @@ def extensions(name: str) -> list[str]:
     return [p.strip().lower() for p in parts[1:] if p.strip()]
 
 
-class _PreadFile(io.RawIOBase):
-    """A read-only, seekable view of an fd that never moves the fd's own offset (uses pread)."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = os.pread(self._fd, len(buffer), self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
 class FilePolicy:
     """Applies the configured file-type policy; one instance may be shared by threads."""
 
@@ -199,9 +169,10 @@ class FilePolicy:
             return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.SCRIPT, mime)
         members = None
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-            members = _zip_members(fd, size)
-            if members is not None and _is_zip64(fd, size, members):
-                return PolicyFinding(FileVerdict.UNVERIFIABLE, Reason.ZIP64, "ZIP64 archive")
+            members = archive.zip_members(fd, size)
+            problem = archive.unverifiable_zip(fd, size, members) if members is not None else None
+            if problem is not None:
+                return PolicyFinding(FileVerdict.UNVERIFIABLE, *problem)
         if self.config.macros == "flag" and self._has_macros(last, mime, fd, size, members):
             return PolicyFinding(FileVerdict.SUSPICIOUS, Reason.MACROS, mime)
         return None
@@ -217,56 +188,3 @@ class FilePolicy:
             data = os.pread(fd, min(size, _OLE_SCAN_LIMIT), 0)
             return _VBA_OLE_MARKER in data
         return False
-
-
-def _zip_members(fd: int, size: int) -> list[zipfile.ZipInfo] | None:
-    """Return the central directory of a ZIP, or None if Python cannot read it (clamd judges)."""
-    try:
-        reader = io.BufferedReader(_PreadFile(fd, size))
-        with zipfile.ZipFile(reader) as archive:
-            return archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
-        return None
-
-
-def _has_zip64_extra(extra: bytes) -> bool:
-    pos = 0
-    while pos + 4 <= len(extra):
-        header_id = int.from_bytes(extra[pos : pos + 2], "little")
-        length = int.from_bytes(extra[pos + 2 : pos + 4], "little")
-        if header_id == 0x0001:
-            return True
-        pos += 4 + length
-    return False
-
-
-_ZIP64_MEMBER_LIMIT = 10_000  # local headers checked; past that the archive is judged ZIP64
-
-
-def _is_zip64(fd: int, size: int, members: list[zipfile.ZipInfo]) -> bool:
-    """Tell whether a ZIP uses ZIP64 structures anywhere: clamd does not unpack those, says OK.
-
-    Python's zipfile (and others) may put a ZIP64 extra field in a member's *local* header only,
-    so the local headers are read too, not just the central directory.
-    """
-    tail_len = 65536 + 22 + 20 + 56
-    tail = os.pread(fd, min(size, tail_len), max(0, size - tail_len))
-    if b"PK\x06\x07" in tail or b"PK\x06\x06" in tail:
-        return True
-    if len(members) > _ZIP64_MEMBER_LIMIT:
-        return True
-    for info in members:
-        if _has_zip64_extra(info.extra):
-            return True
-        header = os.pread(fd, 30, info.header_offset)
-        if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
-            continue
-        sizes = header[18:26]
-        if b"\xff\xff\xff\xff" in (sizes[:4], sizes[4:]):
-            return True
-        name_len = int.from_bytes(header[26:28], "little")
-        extra_len = int.from_bytes(header[28:30], "little")
-        extra = os.pread(fd, extra_len, info.header_offset + 30 + name_len)
-        if _has_zip64_extra(extra):
-            return True
-    return False

@@ -147,6 +147,50 @@ def test_zip64_archive_is_not_clean(tmp_path, scan):
     assert finding.reason is Reason.ZIP64
 
 
+def _zip(members: dict[str, bytes], *, zip64: bool = False) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            with z.open(name, "w", force_zip64=zip64) as member:
+                member.write(data)
+    return buf.getvalue()
+
+
+def test_zip64_archive_inside_an_archive_is_not_clean(tmp_path, scan):
+    """clamd unpacks the outer ZIP and says OK for the ZIP64 one inside: the policy looks too."""
+    inner = _zip({"eicar.com": EICAR}, zip64=True)
+    trees.write(tmp_path / "cours.zip", _zip({"lisez-moi.txt": b"bonjour\n", "td.zip": inner}))
+    trees.write(tmp_path / "sain.zip", _zip({"td.zip": _zip({"a.txt": b"rien\n"})}))
+    report = scan(tmp_path)
+    assert report.verdict is not TreeVerdict.CLEAN
+    (finding,) = report.findings  # the plain ZIP inside a ZIP stays clean
+    assert (finding.path, finding.verdict) == ("cours.zip", FileVerdict.UNVERIFIABLE)
+    assert finding.reason is Reason.ZIP64
+    assert finding.detail == "ZIP64 archive inside an archive: td.zip"
+
+
+def test_nested_zip_checks_are_bounded(tmp_path, scan, monkeypatch):
+    """Too deep, or too large to unpack in memory: unverifiable, never clean."""
+    from kiosk.scan import archive
+
+    deep = _zip({"a.txt": b"rien\n"})
+    for level in range(archive.NESTED_DEPTH + 1):
+        deep = _zip({f"niveau{level}.zip": deep})
+    trees.write(tmp_path / "profond.zip", deep)
+    monkeypatch.setattr(archive, "NESTED_MEMBER_BYTES", 1024)
+    trees.write(tmp_path / "gros.zip", _zip({"td.zip": _zip({"a.bin": os.urandom(4096)})}))
+    found = by_path(scan(tmp_path))
+    assert found.keys() == {"profond.zip", "gros.zip"}
+    for finding in found.values():
+        assert (finding.verdict, finding.reason) == (  # type: ignore[attr-defined]
+            FileVerdict.UNVERIFIABLE,
+            Reason.LIMITS_EXCEEDED,
+        )
+
+
 @pytest.mark.parametrize("infected", ["decoy", "real"])
 def test_row7_newline_in_name_scans_the_real_file(tmp_path, scan, infected):
     real = b"report\nx.exe"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -29,7 +30,7 @@ def _cut(value: str | None, size: int) -> str | None:
 @dataclass(frozen=True)
 class _Statements:
     insert_report: Any
-    owner: Any
+    owners: Any
     insert_finding: Any
     seen: Any
 
@@ -45,8 +46,10 @@ def _statements(dialect: str) -> _Statements:
     return _Statements(
         insert_report=insert(reports)
         .on_conflict_do_nothing(index_elements=["report_id"])
-        .returning(reports.c.pk),
-        owner=select(reports.c.station_id).where(reports.c.report_id == bindparam("rid")),
+        .returning(reports.c.pk, reports.c.report_id),
+        owners=select(reports.c.report_id, reports.c.station_id).where(
+            reports.c.report_id.in_(bindparam("rids", expanding=True))
+        ),
         insert_finding=findings.insert(),
         seen=update(stations)
         .where(stations.c.id == bindparam("sid"))
@@ -62,20 +65,15 @@ class Outcome:
     conflict: bool = False
 
 
-def store_report(
-    connection: Connection, station_id: str, report: ReportIn, tz: ZoneInfo
-) -> Outcome:
-    """Store *report* once (in the caller's transaction); a repeat of its UUID changes nothing."""
-    now = utcnow()
+def _row(station_id: str, report: ReportIn, tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     device = report.device
     engine = report.engine
-    serial = _cut(device.serial if device else None, 200)
     threats = [f.threat for f in report.findings if f.threat]
     ranked = sorted(
         report.findings,
         key=lambda f: _FLAGGED_FIRST.index(f.verdict) if f.verdict in _FLAGGED_FIRST else 9,
     )
-    row = {
+    return {
         "report_id": report.report_id,
         "scan_code": scan_code(report.report_id),
         "station_id": station_id,
@@ -98,40 +96,79 @@ def store_report(
         "software_version": report.software_version,
         "device_vendor": _cut(device.vendor if device else None, 200),
         "device_model": _cut(device.model if device else None, 200),
-        "device_serial": serial,
+        "device_serial": _cut(device.serial if device else None, 200),
         "device_size": device.size if device else None,
         "device_fs": _cut(device.fs_type if device else None, 50),
         "device_label": _cut(device.label if device else None, 200),
         "document": report.model_dump_json(by_alias=True),  # compact, UTF-8, as document()
     }
+
+
+def store_reports(
+    connection: Connection, reports: list[tuple[str, ReportIn]], tz: ZoneInfo
+) -> list[Outcome]:
+    """Store each (station, report) once, in the caller's transaction, in a few statements.
+
+    A report whose UUID is already stored (before, or earlier in the same list) changes nothing:
+    a duplicate when it is the same station's, a conflict when it is another's.
+    """
+    now = utcnow()
     statements = _statements(connection.dialect.name)
-    pk = connection.execute(statements.insert_report, row).scalar_one_or_none()
-    if pk is None:
-        owner = connection.execute(statements.owner, {"rid": report.report_id}).scalar()
-        return Outcome(duplicate=True, conflict=owner != station_id)
-    if report.findings:
-        connection.execute(
-            statements.insert_finding,
-            [
-                {
-                    "report_pk": pk,
-                    "position": i,
-                    "path": f.path,
-                    "verdict": f.verdict.value,
-                    "threat": _cut(f.threat, 200),
-                    "reason": f.reason.value if f.reason else None,
-                    "detail": f.detail,
-                    "sha256": f.sha256,
-                    "size": f.size,
-                    "station_id": station_id,
-                    "device_serial": serial,
-                    "finished_at": report.finished_at,
-                }
-                for i, f in enumerate(report.findings)
-            ],
-        )
-    connection.execute(statements.seen, {"sid": station_id, "now": now})
-    return Outcome(duplicate=False)
+    first: dict[str, int] = {}  # report id -> index of its first occurrence in the list
+    for i, (_station, report) in enumerate(reports):
+        first.setdefault(report.report_id, i)
+    candidates = [reports[i] for i in sorted(first.values())]
+    inserted: dict[str, int] = {}
+    if candidates:
+        rows = [_row(station, report, tz, now) for station, report in candidates]
+        result = connection.execute(statements.insert_report, rows)
+        inserted = {report_id: pk for pk, report_id in result.all()}
+    missing = [r.report_id for _s, r in candidates if r.report_id not in inserted]
+    owners: dict[str, str] = {}
+    if missing:
+        found = connection.execute(statements.owners, {"rids": missing}).all()
+        owners = {report_id: station for report_id, station in found}
+    findings = [
+        {
+            "report_pk": inserted[report.report_id],
+            "position": i,
+            "path": f.path,
+            "verdict": f.verdict.value,
+            "threat": _cut(f.threat, 200),
+            "reason": f.reason.value if f.reason else None,
+            "detail": f.detail,
+            "sha256": f.sha256,
+            "size": f.size,
+            "station_id": station,
+            "device_serial": _cut(report.device.serial if report.device else None, 200),
+            "finished_at": report.finished_at,
+        }
+        for station, report in candidates
+        if report.report_id in inserted
+        for i, f in enumerate(report.findings)
+    ]
+    if findings:
+        connection.execute(statements.insert_finding, findings)
+    seen = sorted({station for station, report in candidates if report.report_id in inserted})
+    if seen:
+        connection.execute(statements.seen, [{"sid": s, "now": now} for s in seen])
+    outcomes = []
+    for i, (station, report) in enumerate(reports):
+        if first[report.report_id] == i and report.report_id in inserted:
+            outcomes.append(Outcome(duplicate=False))
+            continue
+        owner = reports[first[report.report_id]][0]
+        if report.report_id not in inserted:
+            owner = owners.get(report.report_id, owner)
+        outcomes.append(Outcome(duplicate=True, conflict=owner != station))
+    return outcomes
+
+
+def store_report(
+    connection: Connection, station_id: str, report: ReportIn, tz: ZoneInfo
+) -> Outcome:
+    """Store one report (see `store_reports`)."""
+    return store_reports(connection, [(station_id, report)], tz)[0]
 
 
 def store_heartbeat(

@@ -31,6 +31,9 @@ def _dummy_hash() -> str:
 
 # Built once: this runs on every API request.
 _TOKEN_LOOKUP = select(Station.id, Station.revoked_at).where(Station.token_hash == bindparam("h"))
+_TOKENS_LOOKUP = select(Station.id, Station.revoked_at, Station.token_hash).where(
+    Station.token_hash.in_(bindparam("hashes", expanding=True))
+)
 
 
 def new_token() -> str:
@@ -51,6 +54,15 @@ def station_for_token(connection: Connection, token: str) -> str | None:
     if row is None or row.revoked_at is not None:
         return None
     return str(row.id)
+
+
+def stations_for_tokens(connection: Connection, tokens: set[str]) -> dict[str, str]:
+    """Return the station of each token that has a live one (one query for a whole batch)."""
+    wanted = {token_hash(t): t for t in tokens if t.startswith(TOKEN_PREFIX) and len(t) <= 200}
+    if not wanted:
+        return {}
+    rows = connection.execute(_TOKENS_LOOKUP, {"hashes": list(wanted)}).all()
+    return {wanted[row.token_hash]: str(row.id) for row in rows if row.revoked_at is None}
 
 
 def hash_password(password: str) -> str:

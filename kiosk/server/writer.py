@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from fastapi import HTTPException, status
 
 from kiosk.server.db import Database
-from kiosk.server.ingest import Outcome, store_report
+from kiosk.server.ingest import Outcome, store_reports
 from kiosk.server.schemas import ReportIn
-from kiosk.server.security import station_for_token
+from kiosk.server.security import stations_for_tokens
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
@@ -119,34 +119,33 @@ class ReportWriter:
             job.loop.call_soon_threadsafe(_settle, job.future, result)
 
     def _store(self, batch: list[_Job]) -> list[Result]:
-        results: list[Result] = []
-        stations: dict[str, str | None] = {}
+        results: list[Result | None] = [None] * len(batch)
+        accepted: list[int] = []
         with self.db.transaction() as connection:
-            for job in batch:
-                if job.token not in stations:
-                    stations[job.token] = station_for_token(connection, job.token)
-                station = stations[job.token]
+            stations = stations_for_tokens(connection, {job.token for job in batch})
+            for i, job in enumerate(batch):
+                station = stations.get(job.token)
                 if station is None:
-                    results.append(
-                        HTTPException(
-                            status.HTTP_401_UNAUTHORIZED,
-                            "unknown or revoked station token",
-                            headers={"WWW-Authenticate": "Bearer"},
-                        )
+                    results[i] = HTTPException(
+                        status.HTTP_401_UNAUTHORIZED,
+                        "unknown or revoked station token",
+                        headers={"WWW-Authenticate": "Bearer"},
                     )
                 elif job.report.station_id != station:
-                    results.append(
-                        HTTPException(
-                            status.HTTP_403_FORBIDDEN, "a station may only send its own reports"
-                        )
+                    results[i] = HTTPException(
+                        status.HTTP_403_FORBIDDEN, "a station may only send its own reports"
                     )
                 else:
-                    outcome = store_report(connection, station, job.report, self.tz)
-                    results.append(
-                        HTTPException(
-                            status.HTTP_409_CONFLICT, "this report_id belongs to another station"
-                        )
-                        if outcome.conflict
-                        else outcome
-                    )
-        return results
+                    accepted.append(i)
+            outcomes = store_reports(
+                connection,
+                [(batch[i].report.station_id, batch[i].report) for i in accepted],
+                self.tz,
+            )
+        for i, outcome in zip(accepted, outcomes, strict=True):
+            results[i] = (
+                HTTPException(status.HTTP_409_CONFLICT, "this report_id belongs to another station")
+                if outcome.conflict
+                else outcome
+            )
+        return [r for r in results if r is not None]

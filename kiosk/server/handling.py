@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from kiosk.models import utcnow
 from kiosk.server import refusals, security
 from kiosk.server.status import station_status
-from kiosk.server.tables import TO_HANDLE, TO_HANDLE_SQL, AuditEntry, Station, StoredReport
+from kiosk.server.tables import TO_HANDLE, AuditEntry, Station, StoredReport, to_handle_sql
 from kiosk.server.web import Ctx, Page, safe_next, station_path
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +77,7 @@ def to_handle(session: Session) -> dict[str, int]:
     """Count the threat scans still waiting for IT, by verdict (a small partial index)."""
     rows = session.execute(
         select(StoredReport.verdict, func.count())
-        .where(text(TO_HANDLE_SQL))
+        .where(text(to_handle_sql(session.get_bind().dialect.name)))
         .group_by(StoredReport.verdict)
     ).all()
     return {verdict: int(n) for verdict, n in rows}

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, TextClause, and_, distinct, func, or_, sel
 from sqlalchemy.orm import Session
 
 from kiosk.models import TreeVerdict
-from kiosk.server.tables import TO_HANDLE_SQL, Station, StoredFinding, StoredReport
+from kiosk.server.tables import Station, StoredFinding, StoredReport, to_handle_sql
 
 PAGE_SIZES = (20, 50, 100)
 WEEK = timedelta(days=7)
@@ -100,8 +100,14 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tz).astimezone(UTC)
 
 
-def scan_conditions(f: ScanFilter, tz: ZoneInfo) -> list[ColumnElement[bool] | TextClause]:
-    """Translate the filters into SQL conditions on reports."""
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def scan_conditions(
+    f: ScanFilter, tz: ZoneInfo, dialect: str
+) -> list[ColumnElement[bool] | TextClause]:
+    """Translate the filters into SQL conditions on reports (for the database's dialect)."""
     r = StoredReport
     cond: list[ColumnElement[bool] | TextClause] = []
     if f.station:
@@ -123,7 +129,7 @@ def scan_conditions(f: ScanFilter, tz: ZoneInfo) -> list[ColumnElement[bool] | T
     if f.code:
         cond.append(r.scan_code == f.code)
     if f.handled == "todo":
-        cond.append(text(TO_HANDLE_SQL))  # as written in the partial index, so it is used
+        cond.append(text(to_handle_sql(dialect)))  # as its partial index says, so it is used
     elif f.handled == "done":
         cond.append(text("handled_at IS NOT NULL"))
     return cond
@@ -172,7 +178,7 @@ def list_scans(
     """Return one page, newest first: `after` goes to older rows, `before` to newer ones."""
     r = StoredReport
     stmt = select(r, Station).join(Station, Station.id == r.station_id)
-    for c in scan_conditions(f, tz):
+    for c in scan_conditions(f, tz, _dialect(session)):
         stmt = stmt.where(c)
     key = tuple_(r.finished_at, r.pk)
     if before is not None:
@@ -202,7 +208,7 @@ def _cursor(report: StoredReport) -> Cursor:
 def count_scans(session: Session, f: ScanFilter, tz: ZoneInfo, cap: int = COUNT_CAP) -> int:
     """Count matching reports, stopping at *cap* (a count of millions is not worth its time)."""
     inner = select(StoredReport.pk)
-    for c in scan_conditions(f, tz):
+    for c in scan_conditions(f, tz, _dialect(session)):
         inner = inner.where(c)
     sub = inner.limit(cap + 1).subquery()
     return int(session.scalar(select(func.count()).select_from(sub)) or 0)

@@ -25,6 +25,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # The verdicts IT must act on, and the condition of a scan still waiting for IT.
 TO_HANDLE = ("infected", "suspicious")
 TO_HANDLE_SQL = "handled_at IS NULL AND verdict IN ('infected', 'suspicious')"
+# The same condition for SQLite, as one term that no other index can serve: its planner would
+# rather search `verdict` (and read every such row for `handled_at`) than scan the partial index
+# that holds exactly the rows wanted. (handled_at, when set, is a date, never a verdict.)
+TO_HANDLE_SQLITE = "coalesce(handled_at, verdict) IN ('infected', 'suspicious')"
+
+
+def to_handle_sql(dialect: str) -> str:
+    """The to-handle condition as the partial index of *dialect* states it."""
+    return TO_HANDLE_SQLITE if dialect == "sqlite" else TO_HANDLE_SQL
+
 
 # A BIGINT primary key that is still SQLite's rowid (only INTEGER PRIMARY KEY is).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -111,7 +121,8 @@ class StoredReport(Base):
             "ix_reports_to_handle",
             "finished_at",
             "pk",
-            sqlite_where=text(TO_HANDLE_SQL),
+            "verdict",
+            sqlite_where=text(TO_HANDLE_SQLITE),
             postgresql_where=text(TO_HANDLE_SQL),
         ),
         Index(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the Station Blanche kiosk image: a Debian 12 system for x86-64 PCs.
 
-    image-build/build [--test] [--cache DIR] OUT_DIR
+    image-build/build [--test | --test-units] [--cache DIR] OUT_DIR
 
 Stages, each one a function below:
   base   debootstrap --variant=minbase, then apt installs packages.txt; cached as a tar.zst keyed
@@ -9,7 +9,8 @@ Stages, each one a function below:
   wheels the kiosk and its Python dependencies as wheels, built on this host (PyPI is reached
          here; the chroot then installs them offline, with no network and no CA of its own).
   tree   the base unpacked, our files (image-build/rootfs/, systemd/), the kiosk's venv, users,
-         units enabled, gettys masked.
+         units enabled, gettys masked. Only the test variant (--test, --test-units) also gets
+         image-build/rootfs-test/: the VM test's taps and controls, never on a kiosk.
   test   (--test) OUT/vmlinuz, OUT/initrd.img, OUT/root.ext4 for QEMU's -kernel/-initrd.
   disk   (default) OUT/kiosk.img: GPT with a BIOS boot partition, an ESP, the read-only root and
          the data partition; GRUB for both legacy BIOS and UEFI. Write it to the PC's disk.
@@ -49,6 +50,13 @@ DATA_MIB = 256
 # Units of systemd/ that are installed and enabled in the image; the rest of systemd/ (the
 # central server's unit) is for the town's server, not for a kiosk.
 KIOSK_UNITS = ("kiosk-station.service", "kiosk-shipper.service", "kiosk-ui.service")
+SERVER_UNITS = ("kiosk-server.service",)
+# Files of every image, and files of the test variant only (the journal and event taps, the
+# control port and its USB-gadget composite maker, the udev rule that starts them).
+ROOTFS = HERE / "rootfs"
+ROOTFS_TEST = HERE / "rootfs-test"
+# The user the shipper runs as; the station token on the data partition is root:<its group> 0640.
+SHIPPER_USER = "kiosk-ship"
 MASKED_UNITS = (
     "getty@.service",
     "serial-getty@.service",
@@ -315,13 +323,15 @@ def kernel_cmdline(identity: Identity) -> str:
     )
 
 
-def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror: str) -> None:
-    """Add our files, the kiosk's venv, users and units to the unpacked base tree."""
-    log("tree: our files and units")
-    run("cp", "-a", "--no-preserve=ownership", f"{HERE / 'rootfs'}/.", root)
+def install_files(root: Path, test_units: bool) -> None:
+    """Copy our files and the kiosk's units into *root*; the test-only ones only when asked."""
+    sources = [ROOTFS, ROOTFS_TEST] if test_units else [ROOTFS]
+    for source in sources:
+        run("cp", "-a", "--no-preserve=ownership", f"{source}/.", root)
     units = root / "etc/systemd/system"
+    units.mkdir(parents=True, exist_ok=True)
     for unit in sorted((REPO / "systemd").iterdir()):
-        if unit.name == "kiosk-server.service":
+        if unit.name in SERVER_UNITS:
             continue
         dest = units / unit.name
         if unit.is_dir():
@@ -330,12 +340,23 @@ def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror
             shutil.copy2(unit, dest)
     for path in (root / "usr/local/lib/kiosk").iterdir():
         path.chmod(0o755)
+
+
+def install_tree(
+    root: Path, wheels: Path, identity: Identity, signatures_mirror: str, test_units: bool
+) -> None:
+    """Add our files, the kiosk's venv, users and units to the unpacked base tree."""
+    log("tree: our files and units" + (" (with the test-only ones)" if test_units else ""))
+    install_files(root, test_units)
+    units = root / "etc/systemd/system"
     (root / "etc/fstab").write_text(
         "# The system is read-only; what must change lives in RAM (tmpfs) or on the data\n"
         "# partition. Partitions are found by the UUIDs of this build.\n"
         f"UUID={identity.root_uuid} / ext4 ro,noatime,errors=remount-ro 0 1\n"
+        # x-systemd.growfs: the filesystem grows to its partition, which systemd-repart grows
+        # to the end of the disk at first boot (/etc/repart.d/50-kiosk-data.conf).
         f"UUID={identity.data_uuid} /var/lib/kiosk ext4 "
-        "rw,nosuid,nodev,noexec,noatime,x-systemd.device-timeout=30s 0 2\n"
+        "rw,nosuid,nodev,noexec,noatime,x-systemd.device-timeout=30s,x-systemd.growfs 0 2\n"
         "tmpfs /tmp tmpfs rw,nosuid,nodev,mode=1777,size=40% 0 0\n"
         "tmpfs /var/tmp tmpfs rw,nosuid,nodev,mode=1777,size=64M 0 0\n"
         "tmpfs /var/log tmpfs rw,nosuid,nodev,noexec,mode=755,size=64M 0 0\n"
@@ -398,7 +419,7 @@ def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror
             "station-blanche",
         )
         chroot(root, "ln", "-sf", f"{VENV}/bin/kiosk", "/usr/local/bin/kiosk")
-        for user, groups in (("kiosk-ui", "tty"), ("kiosk-ship", "")):
+        for user, groups in (("kiosk-ui", "tty"), (SHIPPER_USER, "")):
             chroot(
                 root,
                 "useradd",
@@ -414,7 +435,7 @@ def install_tree(root: Path, wheels: Path, identity: Identity, signatures_mirror
             if groups:
                 chroot(root, "usermod", "-a", "-G", groups, user)
         chroot(root, "groupadd", "--system", "kiosk-outbox")
-        chroot(root, "usermod", "-a", "-G", "kiosk-outbox", "kiosk-ship")
+        chroot(root, "usermod", "-a", "-G", "kiosk-outbox", SHIPPER_USER)
         # No password and no shell for anyone: the kiosk has nothing to log in to.
         chroot(root, "passwd", "--lock", "root")
         enable = [u for u in KIOSK_UNITS if (units / u).exists()]
@@ -504,12 +525,22 @@ def make_ext4(tree: Path, image: Path, label: str, fs_uuid: str, size_mib: int) 
     )
 
 
+def group_id(root: Path, name: str) -> int:
+    """The number of a group in the image tree's /etc/group (not this host's)."""
+    for line in (root / "etc/group").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2])
+    die(f"no group {name} in {root / 'etc/group'}")
+
+
 def make_data_tree(
     tree: Path,
     signatures_mirror: str,
     config: Path | None,
     token: Path | None,
     signatures: Path | None,
+    token_gid: int = 0,
 ) -> None:
     """The data partition's first content: config, token, signatures (all optional)."""
     if tree.exists():
@@ -521,7 +552,9 @@ def make_data_tree(
         (tree / "kiosk.toml").chmod(0o644)
     if token is not None:
         shutil.copy2(token, tree / "token")
-        (tree / "token").chmod(0o600)
+        # Read by the shipper through its group; tmpfiles.d/kiosk.conf keeps it so at each boot.
+        os.chown(tree / "token", 0, token_gid)
+        (tree / "token").chmod(0o640 if token_gid else 0o600)
     if signatures is not None:
         for db in signatures.iterdir():
             shutil.copy2(db, tree / "signatures" / db.name)
@@ -688,7 +721,7 @@ def install_grub_bios(disk: Path, grub_dir: Path, core_lba: int) -> None:
         f.write(boot)
 
 
-def write_manifest(out: Path, identity: Identity, files: dict[str, str]) -> None:
+def write_manifest(out: Path, identity: Identity, files: dict[str, str], test_units: bool) -> None:
     """OUT/manifest.json: what was built, for the test harness and for IT."""
     manifest = {
         "root_uuid": identity.root_uuid,
@@ -696,6 +729,7 @@ def write_manifest(out: Path, identity: Identity, files: dict[str, str]) -> None
         "cmdline": kernel_cmdline(identity),
         "files": files,
         "packages": package_list(),
+        "test_units": test_units,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -707,7 +741,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--test",
         action="store_true",
-        help="build the QEMU test variant (kernel, initrd, root.ext4) only",
+        help="build the QEMU test variant (kernel, initrd, root.ext4, the test-only units) only",
+    )
+    parser.add_argument(
+        "--test-units",
+        action="store_true",
+        help="put the VM test's taps and controls (image-build/rootfs-test/) in a disk image too",
     )
     parser.add_argument(
         "--cache",
@@ -728,6 +767,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def wants_test_units(args: argparse.Namespace) -> bool:
+    """The test-only files go in with --test (the QEMU variant) or --test-units, never else."""
+    return bool(args.test or args.test_units)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the image; return the exit code."""
     args = parse_args(argv)
@@ -744,13 +788,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         identity = Identity.new()
         root = work / "root"
         unpack_base(tarball, root)
-        install_tree(root, wheels, identity, args.signatures_mirror)
+        test_units = wants_test_units(args)
+        install_tree(root, wheels, identity, args.signatures_mirror, test_units)
         data_tree = work / "data"
         make_data_tree(
-            data_tree, args.signatures_mirror, args.config, args.token_file, args.signatures
+            data_tree,
+            args.signatures_mirror,
+            args.config,
+            args.token_file,
+            args.signatures,
+            token_gid=group_id(root, SHIPPER_USER),
         )
         files: dict[str, str] = {}
         if args.test:
+            # Root and data are two whole drives there, with no partition table to grow.
+            shutil.rmtree(root / "etc/repart.d", ignore_errors=True)
             kernel, initrd = kernel_files(root)
             shutil.copy2(kernel, out / "vmlinuz")
             shutil.copy2(initrd, out / "initrd.img")
@@ -761,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             disk = make_disk(root, data_tree, identity, out, work)
             files = {"disk": disk.name}
-        write_manifest(out, identity, files)
+        write_manifest(out, identity, files, test_units)
         shutil.rmtree(work)
         log(f"done: {out}")
         return 0

@@ -47,3 +47,19 @@ def test_ui_runs_on_tty1_with_no_login() -> None:
     text = (SYSTEMD / "kiosk-ui.service").read_text()
     for line in ("TTYPath=/dev/tty1", "StandardError=tty", "User=kiosk-ui", "Restart=always"):
         assert line in text
+
+
+def test_shipper_runs_unprivileged() -> None:
+    """The shipper: the user kiosk-ship, the outbox through its group, no capability."""
+    lines = (SYSTEMD / "kiosk-shipper.service").read_text().splitlines()
+    for line in (
+        "User=kiosk-ship",
+        "SupplementaryGroups=kiosk-outbox",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "NoNewPrivileges=yes",
+    ):
+        assert line in lines, line
+    assert not [
+        line for line in lines if line.startswith("CapabilityBoundingSet=") and "CAP_" in line
+    ]

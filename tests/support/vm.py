@@ -102,6 +102,7 @@ class VM:
     extra_cmdline: str = ""
     # A whole-disk image (image-build/build without --test) booted by its own GRUB instead.
     disk: Path | None = None
+    disk_format: str = "raw"
     firmware: str = "bios"
     machine: str = "pc"
     # Certificate and key the relay presents to the guest (the shipper speaks only HTTPS).
@@ -134,6 +135,9 @@ class VM:
             [
                 self.image.cmdline,
                 "console=ttyS0,115200",
+                # On the serial console only (the screen is tty1): a unit that fails, or a boot
+                # stuck behind a slow start job, is then said in console.log.
+                "systemd.show_status=auto",
                 # Nothing can be downloaded here, and nothing waits for a network that is not there.
                 "systemd.mask=clamav-freshclam.service",
                 "systemd.mask=systemd-networkd-wait-online.service",
@@ -199,7 +203,7 @@ class VM:
         if self.disk is not None:
             args = [
                 "-drive",
-                f"if=none,id=disk,file={self.disk},format=raw,snapshot=on",
+                f"if=none,id=disk,file={self.disk},format={self.disk_format},snapshot=on",
                 "-device",
                 "virtio-blk-pci,drive=disk,bootindex=0",
             ]

@@ -10,6 +10,7 @@ file order and share the VM; each asserts its own part. THREATS.md rows 15-17, 2
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import pytest
 
 from tests.support import sticks
 from tests.support.clamd import write_signatures
+from tests.support.fuzzed import FUZZED, Fuzzed
 from tests.support.vm import VM, TestImage, colour_share, make_certificate, make_data_image
 from tests.vm.conftest import STATION_ID, CentralServer
 
@@ -61,6 +63,8 @@ class Kiosk:
     stick_dir: Path
     boot_seconds: float
     timings: list[StickTiming] = field(default_factory=list)
+    # Other measures, printed with the timings (hardening levels, fuzzed sticks' verdicts).
+    notes: list[str] = field(default_factory=list)
     shots: int = 0
     expected_reports: int = 0
 
@@ -223,6 +227,7 @@ def kiosk(
                 f"{t.name:<14}"
                 + "".join(f"{c:>9.1f}s" if c is not None else f"{'-':>10}" for c in cells)
             )
+        lines.extend(kiosk.notes)
         text = "\n".join(lines)
         (artifacts / "timings.txt").write_text(text + "\n")
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -251,6 +256,30 @@ def test_boots_to_the_waiting_screen(kiosk: Kiosk) -> None:
     # The station's identity came from kiosk.toml on the data partition: nothing was asked.
     hello = next(e for e in vm.events if e.data.get("type") == "hello")
     assert hello.data["station_id"] == STATION_ID
+
+
+def test_units_are_hardened_and_the_shipper_unprivileged(kiosk: Kiosk) -> None:
+    """`systemd-analyze security` of the running units, measured in the guest; the shipper
+    delivers as kiosk-ship (never uid 0), reading the token and the outbox through its groups."""
+    vm = kiosk.vm
+    answer = vm.control("security", timeout=120)
+    levels = dict(item.split("=", 1) for item in answer.split())
+    kiosk.notes.append(f"systemd-analyze security in the guest: {answer}")
+    (kiosk.artifacts / "security.txt").write_text(answer + "\n")
+    assert float(levels["kiosk-ui.service"]) <= 2.0, answer
+    assert float(levels["kiosk-shipper.service"]) <= 2.0, answer
+    assert float(levels["kiosk-station.service"]) <= 3.0, answer
+
+    def shipper_entries() -> list[dict[str, Any]]:
+        return [e for e in vm.journal if e.get("_SYSTEMD_UNIT") == "kiosk-shipper.service"]
+
+    kiosk.wait(
+        "the shipper delivering (token and outbox opened)",
+        lambda: any("delivering" in str(e.get("MESSAGE")) for e in shipper_entries()),
+        120,
+    )
+    uids = {e.get("_UID") for e in shipper_entries()}
+    assert uids and "0" not in uids, uids
 
 
 @dataclass(frozen=True)
@@ -365,6 +394,58 @@ def check_stick(kiosk: Kiosk, case: StickCase, image: Path) -> None:
     kiosk.wait(f"{case.name}: removed", lambda: kiosk.event("removed", session), 60)
     time.sleep(2)
     kiosk.shot(f"{case.name}-removed")
+
+
+FUZZED_COLOURS = {"clean": "clean", "infected": "infected", "suspicious": "infected"}
+
+
+@pytest.mark.parametrize("case", FUZZED, ids=[c.name for c in FUZZED])
+def test_corrupted_stick_is_never_falsely_clean(kiosk: Kiosk, case: Fuzzed) -> None:
+    """Row 16: a vfat, exFAT or NTFS stick with flipped metadata bytes gets a verdict, on the
+    screen and at the server; `clean` only if every file it lists was read and found OK (each
+    holds EICAR, so a stick read whole is never clean: usually it is 'cannot read')."""
+    image = case.build(kiosk.stick_dir)
+    try:
+        timing, plugged, session = scan_stick(kiosk, case.name, case.serial, image)
+        verdict = kiosk.event("verdict", session).data
+        colour = FUZZED_COLOURS.get(verdict["verdict"], "other")
+        kiosk.wait(f"{case.name}: the {colour} screen", lambda: kiosk.screen_colour() == colour, 30)
+        timing.verdict_on_screen = time.monotonic() - plugged
+        kiosk.shot(case.name)
+        report = kiosk.wait(
+            f"{case.name}: the report on the server",
+            lambda: kiosk.server_report(case.serial),
+            DELIVERY_TIMEOUT,
+        )
+        timing.report_on_server = arrival(report, plugged)
+        kiosk.expected_reports += 1
+        kiosk.notes.append(
+            f"{case.name}: {report['verdict']} ({report['reason']}), "
+            f"{report['files_total']} files, {report['threats_total']} threats"
+        )
+        assert report["verdict"] == verdict["verdict"]
+        assert report["report_id"] == verdict["report_id"]
+        if report["verdict"] == "clean":
+            document = json.loads(report["document"])
+            counts = document["counts"]
+            assert counts.get("clean", 0) == document["files_total"], counts
+            assert not any(
+                counts.get(v) for v in ("infected", "suspicious", "unverifiable", "error")
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            kiosk.vm.unplug_stick(case.name)
+
+
+def test_a_good_stick_after_the_corrupted_ones(kiosk: Kiosk) -> None:
+    """Row 16: after the corrupted sticks the kiosk works as before (same station process)."""
+    case = StickCase("after-fuzzed", "AFTERFUZZ", _clean_fat, ("clean",), "clean")
+    try:
+        check_stick(kiosk, case, case.build(kiosk.stick_dir / "after-fuzzed"))
+    finally:
+        with contextlib.suppress(Exception):
+            kiosk.vm.unplug_stick(case.name)
+    assert not kiosk.vm.find_journal("kiosk-station.service: Main process exited")
 
 
 def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk) -> None:

@@ -67,6 +67,8 @@ class Kiosk:
     notes: list[str] = field(default_factory=list)
     shots: int = 0
     expected_reports: int = 0
+    # Product strings of the USB devices refused (each must be reported once).
+    refused_models: list[str] = field(default_factory=list)
 
     def shot(self, name: str) -> Path:
         """A PNG of the screen, numbered in the order taken."""
@@ -137,6 +139,42 @@ def diff_box(a: tuple[int, int, bytes], b: tuple[int, int, bytes]) -> tuple[int,
             xs.append((i // 3) % width)
             ys.append((i // 3) // width)
     return (min(xs), min(ys), max(xs), max(ys)) if xs else (0, 0, 0, 0)
+
+
+def refusal_reports(kiosk: Kiosk, model: str) -> list[dict[str, Any]]:
+    """The server's reports of refused USB devices whose product string is *model*."""
+    return [
+        r
+        for r in kiosk.server.reports()
+        if r.get("reason") == "device_refused" and r.get("device_model") == model
+    ]
+
+
+def follow_refusal(kiosk: Kiosk, name: str, model: str, before: tuple[int, int, bytes]) -> None:
+    """Row 25, reported: the refusal's notice comes on the screen and goes, its report reaches
+    the server (verdict suspicious, reason device_refused, nothing read)."""
+    vm = kiosk.vm
+    kiosk.wait(
+        f"{name}: the refusal notice on the screen",
+        lambda: not same_screen(vm.screen_pixels(), before),
+        30,
+    )
+    kiosk.shot(f"{name}-notice")
+    report = kiosk.wait(
+        f"{name}: the refusal reported to the server",
+        lambda: refusal_reports(kiosk, model),
+        DELIVERY_TIMEOUT,
+    )[0]
+    assert report["verdict"] == "suspicious", report
+    assert report["files_total"] == 0, report
+    kiosk.refused_models.append(model)
+    # The notice is short: the screen comes back to what it was, and only then are keys sent,
+    # so that whatever changes after them is theirs.
+    kiosk.wait(
+        f"{name}: the screen as before the notice",
+        lambda: same_screen(vm.screen_pixels(), before),
+        60,
+    )
 
 
 def stable_screen(kiosk: Kiosk) -> tuple[int, int, bytes]:
@@ -220,11 +258,11 @@ def kiosk(
                 shutil.copyfile(vm.workdir / name, artifacts / name)
         vm.stop()
         lines = [f"boot to the station's hello: {kiosk.boot_seconds:.1f} s"]
-        lines.append(f"{'stick':<14}{'progress':>10}{'verdict':>10}{'screen':>10}{'server':>10}")
+        lines.append(f"{'stick':<16}{'progress':>10}{'verdict':>10}{'screen':>10}{'server':>10}")
         for t in kiosk.timings:
             cells = [t.first_progress, t.verdict_event, t.verdict_on_screen, t.report_on_server]
             lines.append(
-                f"{t.name:<14}"
+                f"{t.name:<16}"
                 + "".join(f"{c:>9.1f}s" if c is not None else f"{'-':>10}" for c in cells)
             )
         lines.extend(kiosk.notes)
@@ -502,6 +540,7 @@ def test_usb_keyboard_is_refused_and_types_nothing(kiosk: Kiosk) -> None:
         60,
     )
     assert "interfaces=03" in refused, refused
+    follow_refusal(kiosk, "usb-keyboard", "QEMU USB Keyboard", before)
     for keys in (["ctrl", "c"], ["ctrl", "q"], ["alt", "f2"], ["ret"], ["esc"], ["a"]):
         vm.send_keys(keys, usb=True)
     time.sleep(3)
@@ -559,6 +598,7 @@ def test_storage_keyboard_composite_is_refused(kiosk: Kiosk) -> None:
         60,
     )
     assert "USB device refused" in refused and "mass storage combined" in refused, refused
+    follow_refusal(kiosk, "composite", "Stick with keyboard", before)
     vm.control("type")
     time.sleep(3)
     vm.poll()
@@ -631,6 +671,12 @@ def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> 
     # else but the session the power cut interrupted.
     shown = {e.data["report_id"] for e in vm.events if e.data.get("type") == "verdict"}
     assert shown <= set(ids), shown - set(ids)
-    assert set(ids) - shown == {cut["report_id"]}, [
+    refusals = [r for r in reports if r["reason"] == "device_refused"]
+    assert set(ids) - shown - {r["report_id"] for r in refusals} == {cut["report_id"]}, [
         (r["device_serial"], r["verdict"]) for r in reports if r["report_id"] not in shown
+    ]
+    # Row 25: each refused USB device reached the server once, as one report, and nothing else
+    # did (the sticks were all authorised).
+    assert sorted(r["device_model"] for r in refusals) == sorted(kiosk.refused_models), [
+        (r["device_vendor"], r["device_model"], r["device_serial"]) for r in refusals
     ]

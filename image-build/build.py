@@ -13,7 +13,8 @@ Stages, each one a function below:
          image-build/rootfs-test/: the VM test's taps and controls, never on a kiosk.
   test   (--test) OUT/vmlinuz, OUT/initrd.img, OUT/root.ext4 for QEMU's -kernel/-initrd.
   disk   (default) OUT/kiosk.img: GPT with a BIOS boot partition, an ESP, the read-only root and
-         the data partition; GRUB for both legacy BIOS and UEFI. Write it to the PC's disk.
+         the data partition (grown to the disk at first boot); GRUB for legacy BIOS, and shim +
+         Debian's signed GRUB for UEFI (Secure Boot on or off). Write it to the PC's disk.
 Nothing is loop-mounted: filesystems are made from trees with `mkfs.ext4 -d` and mtools.
 The build needs root (chroot, file ownership) and the Debian packages of ./run's APT_PACKAGES.
 """
@@ -74,6 +75,11 @@ MASKED_UNITS = (
     "e2scrub_all.timer",
     "fstrim.timer",
 )
+# Secure Boot: Debian's shim (signed by Microsoft's UEFI CA, as PCs trust out of the box) loads
+# Debian's signed GRUB, which boots only kernels signed by Debian (linux-image-amd64 is).
+SHIM = "usr/lib/shim/shimx64.efi.signed"
+MOK_MANAGER = "usr/lib/shim/mmx64.efi.signed"
+SIGNED_GRUB = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
 GRUB_MODULES_COMMON = (
     "part_gpt part_msdos ext2 fat normal linux search search_fs_uuid configfile echo test "
     "boot gzio minicmd password_pbkdf2"
@@ -646,8 +652,19 @@ def make_disk(root: Path, data_tree: Path, identity: Identity, out: Path, work: 
     esp = work / "esp.img"
     esp.unlink(missing_ok=True)
     run("mkfs.vfat", "-F", "32", "-n", "KIOSK-ESP", "-C", esp, str(ESP_MIB * 1024))
-    run("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT")
-    run("mcopy", "-i", esp, efi, "::/EFI/BOOT/BOOTX64.EFI")
+    run("mmd", "-i", esp, "::/EFI", "::/EFI/BOOT", "::/EFI/debian")
+    if all((root / f).exists() for f in (SHIM, MOK_MANAGER, SIGNED_GRUB)):
+        # Secure Boot on or off: shim, then the signed GRUB next to it (grubx64.efi), which
+        # reads its prefix's grub.cfg (/EFI/debian, built into it): our early config. Signed
+        # GRUB loads no module from disk; the menu on the root needs none it lacks.
+        log("disk: UEFI by shim and Debian's signed GRUB (Secure Boot)")
+        run("mcopy", "-i", esp, root / SHIM, "::/EFI/BOOT/BOOTX64.EFI")
+        run("mcopy", "-i", esp, root / SIGNED_GRUB, "::/EFI/BOOT/grubx64.efi")
+        run("mcopy", "-i", esp, root / MOK_MANAGER, "::/EFI/BOOT/mmx64.efi")
+        run("mcopy", "-i", esp, early, "::/EFI/debian/grub.cfg")
+        run("mcopy", "-i", esp, early, "::/EFI/BOOT/grub.cfg")
+    else:
+        run("mcopy", "-i", esp, efi, "::/EFI/BOOT/BOOTX64.EFI")
 
     log("disk: root and data filesystems")
     root_mib = tree_size_mib(root) * 115 // 100 + 128

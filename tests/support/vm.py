@@ -207,15 +207,21 @@ class VM:
                 "-device",
                 "virtio-blk-pci,drive=disk,bootindex=0",
             ]
-            if self.firmware == "uefi":
+            if self.firmware in ("uefi", "uefi-secureboot"):
+                # .ms.fd: OVMF with Secure Boot enforced and Microsoft's keys enrolled, as PCs
+                # are sold; it needs SMM (machine q35,smm=on and a secure pflash).
+                kind = ".ms" if self.firmware == "uefi-secureboot" else ""
                 variables = self.workdir / "OVMF_VARS.fd"
-                shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", variables)
+                shutil.copyfile(f"/usr/share/OVMF/OVMF_VARS_4M{kind}.fd", variables)
+                code = f"/usr/share/OVMF/OVMF_CODE_4M{kind}.fd"
                 args += [
                     "-drive",
-                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                    f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
                     "-drive",
                     f"if=pflash,format=raw,unit=1,file={variables}",
                 ]
+                if kind:
+                    args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
             return args
         assert self.image is not None and self.data_image is not None
         return [

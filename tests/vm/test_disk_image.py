@@ -73,7 +73,7 @@ def disk_image(artifacts: Path) -> Path:
     return out / "kiosk.img"
 
 
-@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+@pytest.mark.parametrize("firmware", ["bios", "uefi-secureboot"])
 def test_disk_image_boots(disk_image: Path, firmware: str, artifacts: Path, tmp_path: Path) -> None:
     """GRUB boots the kiosk from the disk image; the system comes up read-only with its data,
     and the data partition has grown to the end of the (bigger) disk."""
@@ -85,6 +85,7 @@ def test_disk_image_boots(disk_image: Path, firmware: str, artifacts: Path, tmp_
         disk=grown_disk(disk_image, tmp_path),
         disk_format="qcow2",
         firmware=firmware,
+        machine="q35,smm=on" if firmware == "uefi-secureboot" else "pc",
     )
     started = time.monotonic()
     vm.start()
@@ -105,6 +106,9 @@ def test_disk_image_boots(disk_image: Path, firmware: str, artifacts: Path, tmp_
         # 256 MiB at build time; the disk grew by 1 GiB after it: the filesystem follows
         # (systemd prints the size rounded down to one decimal: 1.2G for 1.25 GiB).
         assert resized_bytes(grown) >= GROWN_BY, grown
+        if firmware == "uefi-secureboot":
+            # Only shim, the signed GRUB and the signed kernel can have booted under it.
+            assert vm.find_journal("Secure boot enabled"), "the kernel did not see Secure Boot"
         # Debian's OVMF has no CSM: under it, only the ESP's BOOTX64.EFI can have booted.
         # The screen comes up on its own (no signatures on this data partition: the kiosk
         # must say it is out of service, but say something).

@@ -4,8 +4,9 @@ The walking thread sends each open file's descriptor to clamd on one pipelined s
 while clamd works on it, reads the file's first 64 KB with `pread` and applies the file-type
 policy; the session's reader thread brings clamd's reply. Whichever of the two finishes last
 folds them into the file's finding; a file that is not clean is then hashed (sha256, `pread` on
-the very descriptor clamd scanned). Clean files are not hashed: the report names and hashes only
-findings, and on large files hashing cost a tenth of the CPU clamd needs. clamd works on up to
+the very descriptor clamd scanned). Clean files are hashed only when the caller lists every file
+(`kiosk scan --files`), right after the policy while clamd works: the report names and hashes only
+findings, and on large files hashing costs a tenth of the CPU clamd needs. clamd works on up to
 `window` files at once (and `WINDOW_BYTES` of large ones) on its own threads; there is no Python
 worker pool (on small files, thread hand-offs cost more than the work). The walking thread also
 watches deadlines: a request without a reply after `scan.file_timeout` is an error, and if clamd
@@ -50,6 +51,7 @@ class _Job:
     fd: int
     path: str
     size: int
+    sha256: str | None = None  # set when every file is hashed, or once the file is a finding
     policy: PolicyFinding | None = None
     read_error: str | None = None
     reply: EngineReply | None = None
@@ -99,9 +101,16 @@ class Pipeline:
     """Sends one tree's regular files to clamd, at most `window` at a time."""
 
     def __init__(
-        self, config: Config, policy: FilePolicy, engine: Engine, tally: Tally, window: int
+        self,
+        config: Config,
+        policy: FilePolicy,
+        engine: Engine,
+        tally: Tally,
+        window: int,
+        hash_all: bool = False,
     ) -> None:
         self.config = config
+        self.hash_all = hash_all
         self.policy = policy
         self.engine = engine
         self.tally = tally
@@ -155,6 +164,8 @@ class Pipeline:
         try:
             head = os.pread(job.fd, HEAD_SIZE, 0)
             job.policy = self.policy.check(path.rsplit("/", 1)[-1], head, job.fd, job.size)
+            if self.hash_all:
+                job.sha256, job.size = self._hash(job.fd)
         except OSError as exc:
             job.read_error = exc.strerror or str(exc)
         except Exception as exc:  # an unexpected failure must never turn green
@@ -300,7 +311,7 @@ class Pipeline:
             finding = Finding(
                 job.path, FileVerdict.ERROR, reason=Reason.ENGINE_ERROR, detail=repr(exc)
             )
-        self._finish(job.fd, job.size, job.path, finding)
+        self._finish(job.fd, job.size, job.path, finding, job.sha256)
         with self.lock:
             self.jobs.discard(job)
             if job.reserved:
@@ -312,6 +323,8 @@ class Pipeline:
 
     def _with_hash(self, job: _Job, finding: Finding) -> Finding:
         """The finding with the sha256 and length of the file, read from the fd clamd scanned."""
+        if job.sha256 is not None:
+            return replace(finding, sha256=job.sha256, size=job.size)
         try:
             sha256, size = self._hash(job.fd)
         except OSError as exc:
@@ -324,9 +337,11 @@ class Pipeline:
                 detail=exc.strerror or str(exc),
             )
             return min((finding, unread), key=lambda f: f.rank)
-        job.size = size
+        job.size, job.sha256 = size, sha256
         return replace(finding, sha256=sha256, size=size)
 
-    def _finish(self, fd: int, size: int, path: str, finding: Finding | None) -> None:
+    def _finish(
+        self, fd: int, size: int, path: str, finding: Finding | None, sha256: str | None = None
+    ) -> None:
         os.close(fd)
-        self.tally.add(finding, regular=True, size=size, path=path)
+        self.tally.add(finding, regular=True, size=size, path=path, sha256=sha256)

@@ -31,7 +31,7 @@ from kiosk.names import escape_name
 from kiosk.scan.engine import Engine
 from kiosk.scan.pipeline import Pipeline
 from kiosk.scan.policy import FilePolicy
-from kiosk.scan.tally import Progress, ProgressCallback, Tally
+from kiosk.scan.tally import FileRecord, Progress, ProgressCallback, Tally
 from kiosk.scan.walker import Entry, Kind, Walker, open_root, raise_fd_limit
 
 __all__ = ["Progress", "ProgressCallback", "Scanner"]
@@ -76,12 +76,15 @@ class Scanner:
         report_id: str | None = None,
         on_progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        records: list[FileRecord] | None = None,
     ) -> Report:
         """Scan the tree at *root* and return its report; blocking; never raises for the tree.
 
         *on_progress* is called from worker threads (keep it cheap and thread-safe), at most every
         50 ms and once at the end. Setting *cancel* stops the scan soon: the verdict is then
-        `incomplete` (reason `cancelled`) unless a threat was already found.
+        `incomplete` (reason `cancelled`) unless a threat was already found. When *records* is a
+        list, every regular file is hashed and appended to it (names of clean files included: for
+        IT's own use at a shell, never for a report).
         """
         report_id = report_id or new_report_id()
         cancel = cancel or threading.Event()
@@ -100,7 +103,7 @@ class Scanner:
                 report_id, started, Reason.UNREADABLE, exc.strerror, info, __version__
             )
         try:
-            return self._scan_root(root_fd, report_id, started, info, on_progress, cancel)
+            return self._scan_root(root_fd, report_id, started, info, on_progress, cancel, records)
         finally:
             os.close(root_fd)
 
@@ -112,15 +115,23 @@ class Scanner:
         info: EngineInfo,
         on_progress: ProgressCallback | None,
         cancel: threading.Event,
+        records: list[FileRecord] | None,
     ) -> Report:
         limits = self.config.scan
         walker = Walker(
             root_fd, max_depth=limits.max_depth, max_entries=limits.max_entries, cancel=cancel
         )
         totals = walker.count()
-        tally = Tally(totals.files, totals.bytes, on_progress)
+        tally = Tally(totals.files, totals.bytes, on_progress, records)
         tally.start()
-        pipeline = Pipeline(self.config, self.policy, self.engine, tally, window=self.workers)
+        pipeline = Pipeline(
+            self.config,
+            self.policy,
+            self.engine,
+            tally,
+            window=self.workers,
+            hash_all=records is not None,
+        )
         root_broken = False
         try:
             for entry in walker.walk():

@@ -27,6 +27,16 @@ class Progress:
     eta_s: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One regular file as scanned: escaped path, size, sha256 (None when unread), verdict."""
+
+    path: str
+    size: int
+    sha256: str | None
+    verdict: FileVerdict
+
+
 class Tally:
     """Counters shared by the workers, and the throttled progress callback."""
 
@@ -35,8 +45,10 @@ class Tally:
         files_total: int,
         bytes_total: int,
         on_progress: ProgressCallback | None,
+        records: list[FileRecord] | None = None,
     ) -> None:
         self.lock = threading.Lock()
+        self.records = records  # when a list: every regular file is appended to it
         self.files_total = files_total
         self.bytes_total = bytes_total
         self.files_seen = 0  # regular files enumerated by the scanning walk
@@ -61,8 +73,19 @@ class Tally:
             self.files_seen += 1
             self.bytes_seen += size
 
-    def add(self, finding: Finding | None, *, regular: bool, size: int, path: str | None) -> None:
+    def add(
+        self,
+        finding: Finding | None,
+        *,
+        regular: bool,
+        size: int,
+        path: str | None,
+        sha256: str | None = None,
+    ) -> None:
         with self.lock:
+            if regular and self.records is not None and path is not None:
+                verdict = FileVerdict.CLEAN if finding is None else finding.verdict
+                self.records.append(FileRecord(path, size, sha256, verdict))
             if finding is None:
                 self.counts[FileVerdict.CLEAN] += 1
                 self.ok_files += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
@@ -152,3 +153,34 @@ def test_config_reference_is_in_the_readme():
     spec.loader.exec_module(module)
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert module.render() in readme, "README's config reference is stale: tools/readme_config.py"
+
+
+def test_files_lists_every_regular_file_with_the_hash_of_its_bytes(tmp_path, clamd):
+    contents = {
+        "sain.txt": b"bonjour",
+        "vide.txt": b"",
+        "dossier/grand.bin": os.urandom(3 * 1024 * 1024 + 17),  # past one hash chunk
+        "eicar.com": EICAR,
+    }
+    for name, data in contents.items():
+        trees.write(tmp_path / name, data)
+    (tmp_path / "lien").symlink_to("sain.txt")  # not a regular file: not listed
+    out = run_scan(tmp_path, clamd, "--json", "--files")
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    listed = {f["path"]: f for f in doc["files"]}
+    assert set(listed) == set(contents)
+    assert len(doc["files"]) == doc["files_total"]
+    for name, data in contents.items():
+        assert listed[name]["size"] == len(data)
+        assert listed[name]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert listed["eicar.com"]["verdict"] == "infected"
+    assert {listed[n]["verdict"] for n in contents if n != "eicar.com"} == {"clean"}
+    (finding,) = [f for f in doc["findings"] if f["path"] == "eicar.com"]
+    assert finding["sha256"] == hashlib.sha256(EICAR).hexdigest()
+
+
+def test_without_files_no_clean_name_is_listed(tmp_path, clamd):
+    trees.write(tmp_path / "sain.txt", b"bonjour")
+    doc = json.loads(run_scan(tmp_path, clamd, "--json").stdout)
+    assert "files" not in doc

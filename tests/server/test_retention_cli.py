@@ -114,3 +114,47 @@ def test_migrations_build_exactly_the_tables(database_url: str) -> None:
         )
     db.dispose()
     assert diff == []
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_its_reports_and_back(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from sqlalchemy import insert
+
+    from kiosk.server.handling import to_handle
+    from kiosk.server.tables import Station
+    from tests.server.support import make_report as report_of
+
+    db = Database(database_url)
+    migrate.upgrade(db, "0001")
+    report = report_of("st1", verdict=TreeVerdict.INFECTED)
+    now = utcnow()
+    with db.engine.begin() as connection:  # only the columns revision 0001 has
+        connection.execute(
+            insert(Station.__table__).values(
+                id="st1", name="st1", school="", location="", created_at=now, problems=""
+            )
+        )
+        connection.execute(
+            insert(StoredReport.__table__).values(
+                report_id=report.report_id, scan_code=report.scan_code, station_id="st1",
+                verdict="infected", started_at=report.started_at, finished_at=report.finished_at,
+                received_at=now, day=report.finished_at.date(), files_total=1, bytes_total=1,
+                findings_total=1, threats_total=1, document="{}",
+            )
+        )  # fmt: skip
+    migrate.upgrade(db)
+    assert migrate.current(db) == migrate.head()
+    with db.read() as session:
+        assert to_handle(session) == {"infected": 1}
+        stored = session.scalar(select(StoredReport))
+        assert stored is not None and stored.handled_at is None
+    with db.engine.connect() as connection:
+        command.downgrade(migrate.alembic_config(connection), "0001")
+        connection.commit()
+    assert migrate.current(db) == "0001"
+    migrate.upgrade(db)
+    with db.read() as session:
+        assert to_handle(session) == {"infected": 1}
+    db.dispose()

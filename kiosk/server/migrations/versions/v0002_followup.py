@@ -111,9 +111,9 @@ def downgrade() -> None:
     op.drop_table("refusals")
     op.drop_index("ix_reports_handled", table_name="reports")
     op.drop_index("ix_reports_to_handle", table_name="reports")
-    with op.batch_alter_table("stations") as batch:
-        for column in ("alert_ack_note", "alert_ack_by", "alert_ack_at", "alert_ack_problems"):
-            batch.drop_column(column)
-    with op.batch_alter_table("reports") as batch:
-        for column in ("handled_note", "handled_by", "handled_at"):
-            batch.drop_column(column)
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy would drop `stations`,
+    # which the reports' foreign key forbids, and copy millions of reports.
+    for column in ("alert_ack_note", "alert_ack_by", "alert_ack_at", "alert_ack_problems"):
+        op.drop_column("stations", column)
+    for column in ("handled_note", "handled_by", "handled_at"):
+        op.drop_column("reports", column)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from kiosk.i18n import translator
+from kiosk.i18n import ntranslator, translator
 from kiosk.names import display_name
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -114,10 +114,15 @@ class Formats:
         self.tz = tz
         self.now = now
         self.gettext: Callable[[str], str] = translator("server", language)
+        self.ngettext: Callable[[str, str, int], str] = ntranslator("server", language)
 
     def _(self, msgid: str) -> str:
         """Translate."""
         return self.gettext(msgid)
+
+    def n_(self, singular: str, plural: str, n: int) -> str:
+        """Translate the form that fits *n* (French: 0 and 1 take the singular)."""
+        return self.ngettext(singular, plural, n)
 
     def num(self, value: int | None) -> str:
         """Group thousands the local way."""

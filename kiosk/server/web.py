@@ -76,6 +76,7 @@ class Ctx:
         """Render a template with the common values."""
         html = self.state.templates.get_template(template).render(
             _=self.fmt._,
+            n_=self.fmt.n_,
             fmt=self.fmt,
             login=self.login,
             lang=self.fmt.language,

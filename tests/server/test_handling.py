@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import timedelta
@@ -209,3 +210,20 @@ async def test_the_dashboard_is_calm_when_nothing_waits(server: Server) -> None:
     html = (await server.client.get("/")).text
     assert 'id="all-good"' in html and "Rien à traiter" in html
     assert 'class="alertcard' not in html
+
+
+async def test_counts_on_the_pages_take_the_right_plural_form(server: Server) -> None:
+    server.add_user()
+    flagged, fine = server.add_station("st1"), server.add_station("st2")
+    infected = make_report("st1", verdict=TreeVerdict.INFECTED)  # one flagged file
+    await post(server, flagged, infected)
+    await heartbeat(server, flagged, "st1", engine_ok=False)
+    await heartbeat(server, fine, "st2")
+    await server.login()
+    dashboard = html.unescape((await server.client.get("/")).text)
+    assert "L'autre station est en service et à jour." in dashboard
+    assert "1 autres" not in dashboard
+    detail = html.unescape((await server.client.get(f"/scans/{infected.report_id}")).text)
+    assert "1 fichier signalé sur cette clé." in detail and "dont 1 signalé<" in detail
+    await server.client.get("/lang/en")
+    assert "The other station is in service" in (await server.client.get("/")).text

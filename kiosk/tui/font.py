@@ -2,7 +2,9 @@
 
 Every pixel becomes terminal cells painted with the word's colour (a reversed space), so the word
 reads the same on the Linux console, whose fonts lack half blocks and shades, and on a truecolor
-terminal. Glyphs are five pixels high; accents are dropped (É is drawn as E).
+terminal. Letters are five pixels high. An accented capital (REFUSÉ) gets its mark one blank
+pixel row above the letter (a cedilla one row below), so a word with accents is two rows taller
+(seven) and a word without keeps its five: never a dropped accent, which changes the word.
 """
 
 from __future__ import annotations
@@ -56,22 +58,64 @@ _GLYPHS: dict[str, tuple[str, ...]] = {
     ".": (".", ".", ".", ".", "#"),
     " ": (".", ".", ".", ".", "."),
 }
+_GLYPHS["Œ"] = (".####", "#.#..", "#.###", "#.#..", ".####")
+_GLYPHS["Æ"] = (".####", "#.#..", "####.", "#.#..", "#.###")
 _UNKNOWN = _GLYPHS["?"]
 
+# Combining marks (after NFD) drawn above a letter: acute, grave, circumflex, diaeresis.
+_ABOVE = ("\u0301", "\u0300", "\u0302", "\u0308")
+_CEDILLA = "\u0327"
+ABOVE_ROWS = 2  # the mark, then a blank row so that it does not merge with the letter
+BELOW_ROWS = 1  # a cedilla hangs from the letter
 
-def _plain(ch: str) -> str:
-    """Return the base letter of *ch*, upper-cased, without its accent."""
-    base = unicodedata.normalize("NFD", ch)[0].upper()
-    return base if base in _GLYPHS else "?"
+
+def _mark(mark: str, width: int) -> str:
+    """Return the one pixel row of *mark* over a glyph *width* pixels wide."""
+    if mark == "\u0301":  # acute: right of the middle
+        return _dot(width, (width + 1) // 2)
+    if mark == "\u0300":  # grave: left of the middle
+        return _dot(width, (width - 2) // 2)
+    if mark == "\u0302":  # circumflex: two pixels in the middle
+        left = max(0, (width - 2) // 2)
+        return ("." * left + "##" + "." * width)[:width]
+    return "#" + "." * (width - 2) + "#" if width > 2 else "#" * width  # diaeresis
+
+
+def _dot(width: int, at: int) -> str:
+    at = min(max(at, 0), width - 1)
+    return "." * at + "#" + "." * (width - at - 1)
+
+
+def _split(ch: str) -> tuple[str, str]:
+    """Return the glyph key of *ch* (upper-cased base letter) and its combining marks."""
+    decomposed = unicodedata.normalize("NFD", ch.upper())
+    base, marks = decomposed[0], decomposed[1:]
+    if ch.upper() in _GLYPHS:  # Œ, Æ: letters of their own, not decomposed
+        return ch.upper(), ""
+    return (base if base in _GLYPHS else "?"), marks
 
 
 def pixels(text: str) -> list[str]:
-    """Return the word as HEIGHT rows of '#' (ink) and '.' (paper), one pixel per character."""
-    rows = [""] * HEIGHT
-    for index, ch in enumerate(text):
-        glyph = _GLYPHS.get(_plain(ch), _UNKNOWN)
-        for row in range(HEIGHT):
-            rows[row] += ("." if index else "") + glyph[row]
+    """Return the word as rows of '#' (ink) and '.' (paper), one pixel per character.
+
+    HEIGHT rows, plus ABOVE_ROWS when a letter has an accent and BELOW_ROWS for a cedilla.
+    """
+    parts = [_split(ch) for ch in text]
+    above = any(m in _ABOVE for _, marks in parts for m in marks)
+    below = any(_CEDILLA in marks for _, marks in parts)
+    rows = [""] * (HEIGHT + (ABOVE_ROWS if above else 0) + (BELOW_ROWS if below else 0))
+    for index, (key, marks) in enumerate(parts):
+        glyph = _GLYPHS[key]
+        width = len(glyph[0])
+        column: list[str] = []
+        if above:
+            mark = next((_mark(m, width) for m in marks if m in _ABOVE), "." * width)
+            column += [mark, "." * width]
+        column += list(glyph)
+        if below:
+            column.append(_dot(width, width // 2) if _CEDILLA in marks else "." * width)
+        for row, pixels_row in enumerate(column):
+            rows[row] += ("." if index else "") + pixels_row
     return rows
 
 
@@ -89,7 +133,8 @@ SCALES = (Scale(6, 3), Scale(4, 2), Scale(2, 1), Scale(1, 1))
 
 def word_size(text: str, scale: Scale) -> tuple[int, int]:
     """Return (columns, rows) that *text* takes at *scale*."""
-    return len(pixels(text)[0]) * scale.across, HEIGHT * scale.down
+    rows = pixels(text)
+    return len(rows[0]) * scale.across, len(rows) * scale.down
 
 
 def pick_scale(text: str, width: int, height: int) -> Scale | None:

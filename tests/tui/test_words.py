@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -79,32 +81,71 @@ def test_console_safe_catalogue():
         assert bad not in text
 
 
+def big_words() -> set[str]:
+    """Every big word view.py writes: `big="..."` and `big=_("...")`, found in its source."""
+    tree = ast.parse((ROOT / "kiosk" / "tui" / "view.py").read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "big":
+            value = node.value
+            if isinstance(value, ast.Call) and value.args:
+                value = value.args[0]  # _("...")
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.add(value.value)
+            for inner in ast.walk(node.value):  # "VIRUS" if infected else _("DANGER")
+                if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+                    found.add(inner.value)
+    return found
+
+
+def test_every_big_word_of_the_view_is_found():
+    # The scan: f"{percent} %"; drawn below as "0 %" and "100 %".
+    assert {"USB", "OK", "VIRUS", "DANGER", "REFUSED", "OUT OF ORDER", "DELETE?"} <= big_words()
+
+
 @pytest.mark.parametrize("language", ["fr", "en"])
-def test_the_font_draws_every_big_word(language):
+def test_the_font_draws_every_big_word_with_its_accents(language):
     words = Words(language)
-    for word in (
-        "USB",
-        "OK",
-        "VIRUS",
-        "DANGER",
-        "WARNING",
-        "UNREADABLE",
-        "OUT OF ORDER",
-        "DELETE?",
-        "DELETING",
-        "THANK YOU",
-        "100 %",
-        "0 %",
-    ):
+    for word in [*sorted(big_words() - {" %"}), "100 %", "0 %"]:
         drawn = words._(word) if word[0].isalpha() else word
         rows = font.draw(drawn, font.Scale(1, 1))
-        assert len(rows) == font.HEIGHT
+        accented = any(unicodedata.normalize("NFD", ch) != ch for ch in drawn)
+        assert len(rows) == font.HEIGHT + (font.ABOVE_ROWS if accented else 0), drawn
         assert all(set(row) <= {"#", " "} for row in rows)
+        # No letter is drawn as the unknown glyph ("?" is only drawn for a real "?").
+        for ch in drawn.replace("?", ""):
+            assert font.pixels(ch)[-font.HEIGHT :] != font.pixels("?"), (drawn, ch)
 
 
-def test_font_drops_accents_and_picks_the_largest_scale_that_fits():
-    assert font.pixels("É") == font.pixels("E")
+def test_accented_capitals_keep_their_accent():
+    """REFUSÉ was drawn REFUSE: the accent changes the word, so it is drawn above the letter."""
+    assert font.pixels("REFUSÉ") != font.pixels("REFUSE")
+    e_acute = font.pixels("É")
+    assert len(e_acute) == font.HEIGHT + font.ABOVE_ROWS
+    assert e_acute[0] == "..#." and e_acute[1] == "...."  # the mark, then a blank row
+    assert e_acute[font.ABOVE_ROWS :] == font.pixels("E")
+    # Each French accent is drawn, and differently: é è ê ë, à â, î ï, ô, ù û ü, ç; œ æ.
+    marks = {font.pixels(ch)[0] for ch in "ÉÈÊË"}
+    assert len(marks) == 4
+    for ch in "ÀÂÎÏÔÙÛÜŸ":
+        assert "#" in font.pixels(ch)[0], ch
+    cedilla = font.pixels("Ç")
+    assert len(cedilla) == font.HEIGHT + font.BELOW_ROWS and "#" in cedilla[-1]
+    for ch in "ŒÆ":
+        assert font.pixels(ch) != font.pixels("?"), ch
+    # Lower case is drawn as capitals, accents included.
+    assert font.pixels("refusé") == font.pixels("REFUSÉ")
+    # A word without accents keeps its five rows; the widest mark stays within its letter.
+    assert len(font.pixels("REFUSE")) == font.HEIGHT
+    assert all(len(row) == len(font.pixels("REFUSÉ")[0]) for row in font.pixels("REFUSÉ"))
+
+
+def test_font_picks_the_largest_scale_that_fits():
     assert font.pick_scale("OK", 200, 40) == font.Scale(6, 3)
     assert font.pick_scale("ATTENTION", 96, 10) == font.Scale(2, 1)
     assert font.pick_scale("ATTENTION", 60, 10) == font.Scale(1, 1)
     assert font.pick_scale("ATTENTION", 40, 10) is None
+    # An accented word is two rows taller: the height counts them.
+    assert font.word_size("REFUSÉ", font.Scale(4, 2)) == (116, 14)
+    assert font.pick_scale("REFUSÉ", 116, 15) == font.Scale(4, 2)
+    assert font.pick_scale("REFUSÉ", 116, 13) == font.Scale(2, 1)

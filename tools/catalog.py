@@ -18,7 +18,7 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
 LOCALE = Path(__file__).resolve().parent.parent / "kiosk" / "locale"
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "n_": (1, 2)}
 # gettext's classic rules: Babel's CLDR-based French rule has a third form ("many") that
 # translators never fill, which would print English for large counts.
 PLURALS = {"fr": (2, "(n > 1)"), "en": (2, "(n != 1)")}

@@ -84,6 +84,8 @@ class Verdict:
     findings_total: int
     delete: str
     actions: tuple[Action, ...]
+    # Entries per file verdict over the whole stick (the findings sent are at most MAX_FINDINGS).
+    counts: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> Verdict:
@@ -98,7 +100,13 @@ class Verdict:
             findings_total=max(_int(data.get("findings_total")), len(findings)),
             delete=str(data.get("delete") or "never"),
             actions=tuple(Action.from_dict(a) for a in data.get("actions") or ()),
+            counts=_counts(data.get("counts")),
         )
+
+    def count(self, verdict: str) -> int:
+        """How many entries of the stick got *verdict* (never fewer than the findings show)."""
+        shown = sum(1 for f in self.findings if f.verdict == verdict)
+        return max(self.counts.get(verdict, 0), shown)
 
     @property
     def deletion(self) -> Action | None:
@@ -277,6 +285,12 @@ class StationModel:
 
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): _int(v) for k, v in value.items()}
 
 
 def _str_or_none(value: Any) -> str | None:

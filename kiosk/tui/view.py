@@ -263,7 +263,7 @@ def _deleting(session: Session, ctx: Context) -> Spec:
 
 def _confirm_delete(session: Session, verdict: Verdict, ctx: Context) -> Spec:
     _ = ctx.words._
-    count = sum(1 for f in verdict.findings if f.verdict == "infected") or verdict.findings_total
+    count = verdict.count("infected")
     return Spec(
         kind=Kind.CONFIRM_DELETE,
         tone=Tone.BAD,
@@ -308,7 +308,9 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
         )
     if verdict.verdict in ("infected", "suspicious"):
         infected = verdict.verdict == "infected"
-        count = verdict.findings_total
+        # The caption counts only what the big word is about; files that merely could not be
+        # read are not threats and are said apart, calmly (see _also).
+        count = verdict.count("infected" if infected else "suspicious")
         caption = (
             ctx.words.n_("{n} THREAT FOUND", "{n} THREATS FOUND", count)
             if infected
@@ -323,7 +325,7 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
             big="VIRUS" if infected else _("DANGER"),
             caption=caption,
             lead=_("Do not use this stick. Tell {contact}.").format(contact=ctx.contact),
-            lines=(*outcome, *_refused(session, ctx)),
+            lines=(*outcome, *_refused(session, ctx), *_also(verdict, ctx, infected)),
             findings=_findings(verdict, ctx),
             after=(_("Remove your USB stick."),),
             buttons=buttons,
@@ -382,6 +384,31 @@ def _deletion_outcome(session: Session, verdict: Verdict, ctx: Context) -> tuple
     return (_("The infected files could NOT be deleted."),)
 
 
+def _also(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
+    """The other findings of a virus or danger screen, each kind counted apart from the caption."""
+    n_ = ctx.words.n_
+    lines: list[str] = []
+    dangerous = verdict.count("suspicious") if infected else 0
+    if dangerous:
+        lines.append(
+            n_("{n} other file is dangerous.", "{n} other files are dangerous.", dangerous).format(
+                n=dangerous
+            )
+        )
+    unchecked = verdict.count("error") + verdict.count("unverifiable")
+    if unchecked:
+        shown = [f for f in verdict.findings if f.verdict in ("error", "unverifiable")]
+        # "Could not be read" only when every one of them is known to be a read error.
+        unread = len(shown) == unchecked and all(f.reason == Reason.READ_ERROR for f in shown)
+        said = (
+            n_("{n} file could not be read.", "{n} files could not be read.", unchecked)
+            if unread
+            else n_("{n} file could not be checked.", "{n} files could not be checked.", unchecked)
+        )
+        lines.append(said.format(n=unchecked))
+    return tuple(lines)
+
+
 def _refused(session: Session, ctx: Context) -> tuple[str, ...]:
     if session.delete_refused is None:
         return ()
@@ -401,7 +428,8 @@ def _findings(
         )
         # The widget puts the reason under the name when both do not fit on one line.
         shown.append((display_name(finding.path, max_chars=max(12, ctx.width - 4)), why))
-    hidden = (verdict.findings_total if not infected_only else len(rows)) - len(shown)
+    total = verdict.count("infected") if infected_only else verdict.findings_total
+    hidden = total - len(shown)
     if hidden > 0:
         more = ctx.words.n_("... and {n} more file", "... and {n} more files", hidden)
         shown.append((more.format(n=hidden), ""))

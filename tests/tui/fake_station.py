@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kiosk.protocol import EventType, decode, event
+from kiosk.protocol import MAX_FINDINGS, EventType, decode, event
 
 
 def hello(station_id: str = "test-station") -> dict[str, Any]:
@@ -68,8 +68,15 @@ def verdict(
     delete: str = "never",
     actions: list[dict[str, Any]] | None = None,
     report_id: str = "6f1c2f4e-8d6b-4c1e-9a57-2f3b9d1e0a11",
+    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     findings = findings or []
+    if counts is None:
+        # As the station's tally does: one per entry and verdict, clean files included.
+        counts = {}
+        for f in findings:
+            counts[f["verdict"]] = counts.get(f["verdict"], 0) + 1
+        counts["clean"] = max(0, files - len(findings))
     return {
         "type": "verdict",
         "session_id": sid,
@@ -78,8 +85,8 @@ def verdict(
         "verdict": tree,
         "reason": reason,
         "files_total": files,
-        "counts": {},
-        "findings": findings,
+        "counts": counts,
+        "findings": findings[:MAX_FINDINGS],
         "findings_total": len(findings),
         "delete": delete,
         "actions": actions or [],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from kiosk.errors import DeviceError
 from kiosk.models import Reason
-from kiosk.names import escape_name
+from kiosk.names import display_name, escape_name
 from kiosk.station.device import Kind, Volume
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ EXTRA = {
     "exfat": ("iocharset=utf8",),
 }
 COMMAND_TIMEOUT = 60.0
+DETAIL_CHARS = 160  # one helper's stderr, as kept in a report's detail for IT
+# Lines that say what went wrong, best first: a failure or an error, then other refusals.
+_TELLING = (
+    re.compile(r"fail|error", re.IGNORECASE),
+    re.compile(r"invalid|cannot|can't|unknown|bad |wrong|not ", re.IGNORECASE),
+)
 
 
 class MountError(DeviceError):
@@ -51,6 +58,24 @@ class MountError(DeviceError):
     def __init__(self, message: str, *, reason: Reason, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reason = reason
+
+
+def helper_detail(stderr: str) -> str:
+    """Return the one line of a helper's stderr worth keeping for IT: short, inert, bounded.
+
+    Helpers say much more than why they failed (ntfs-3g appends a whole paragraph on chkdsk,
+    dmraid and nvidia FakeRAID to every refusal) and may echo bytes from the stick (a volume
+    name). The first line that tells a failure is kept, else the first non-empty one; control,
+    bidi and zero-width characters are written out visibly, and it is cut to DETAIL_CHARS.
+    """
+    lines = [" ".join(line.split()) for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    chosen = next(
+        (line for pattern in _TELLING for line in lines if pattern.search(line)), lines[0]
+    )
+    return display_name(chosen, DETAIL_CHARS)
 
 
 def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -67,7 +92,8 @@ def _run(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DeviceError(f"{args[0]}: {exc}") from exc
     if check and result.returncode != 0:
-        raise DeviceError(f"{' '.join(args)}: {result.stderr.strip() or result.returncode}")
+        detail = helper_detail(result.stderr) or f"exit status {result.returncode}"
+        raise DeviceError(f"{' '.join(args)}: {detail}")
     return result
 
 
@@ -134,7 +160,7 @@ def mount(node: str, fs_type: str, target: Path, *, writable: bool = False) -> N
         )
         if result.returncode == 0:
             return
-        errors.append(f"{kind}: {result.stderr.strip()}")
+        errors.append(f"{kind}: {helper_detail(result.stderr) or result.returncode}")
     raise MountError(
         f"cannot mount {node} ({fs_type}): {'; '.join(errors)}", reason=Reason.MOUNT_FAILED
     )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
 
 from kiosk.models import Reason
-from kiosk.station.mount import MountError, StickMount, is_readonly, mounts
+from kiosk.station.mount import (
+    DETAIL_CHARS,
+    MountError,
+    StickMount,
+    helper_detail,
+    is_readonly,
+    mounts,
+)
 from kiosk.station.source import block_volume, path_volume
 from tests.station.conftest import needs_root
 from tests.station.helpers import Loops, make_image, mounts_under, sh
@@ -143,3 +151,57 @@ def test_whole_device_filesystem_that_also_looks_like_a_table(tmp_path: Path, lo
     with StickMount([both], base, "s1", allowed=ALLOWED) as stick:
         assert stick.root is not None and (stick.root / "Cours" / "leçon.txt").exists()
     assert mounts_under(base) == []
+
+
+def _wrecked_ntfs(path: Path) -> Path:
+    """An NTFS volume with a junk $MFT record: blkid still sees NTFS, every driver refuses it."""
+    sh("truncate", "-s", "16M", path)
+    sh("mkntfs", "--force", "--quick", "--label", "BAD", path)
+    with open(path, "r+b") as fh:
+        boot = fh.read(512)
+        sector = int.from_bytes(boot[0x0B:0x0D], "little")
+        mft = int.from_bytes(boot[0x30:0x38], "little") * boot[0x0D] * sector
+        fh.seek(mft + 2 * 1024)  # record 2, $LogFile; $Volume (what blkid reads) stays whole
+        fh.write(b"\xa5" * 1024)
+    return path
+
+
+@pytest.mark.parametrize("fs", ["ntfs", "ext4"])
+def test_mount_failure_detail_is_one_short_line(tmp_path: Path, loops: Loops, fs: str) -> None:
+    """ntfs-3g appends a paragraph on chkdsk, dmraid and nvidia FakeRAID to every refusal, and
+    mount(8) a pointer to dmesg: IT gets the line that says what failed, nothing else."""
+    if fs == "ntfs":
+        image = _wrecked_ntfs(tmp_path / "n.img")
+    else:
+        image = make_image(tmp_path / "c.img", "ext4", tree(tmp_path), size_mb=16)
+        with open(image, "r+b") as fh:
+            fh.seek(2048)
+            fh.write(b"\xa5" * 8192)
+    node = loops.attach(image)
+    with (
+        pytest.raises(MountError) as caught,
+        StickMount([block_volume(node)], tmp_path / "mnt", "s1", allowed=ALLOWED),
+    ):
+        pass
+    detail = str(caught.value)
+    assert caught.value.reason is Reason.MOUNT_FAILED
+    assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in detail), detail
+    for noise in ("dmraid", "nvidia", "chkdsk", "dmesg"):
+        assert noise not in detail, detail
+    # Per driver tried: node and type, then one line of at most DETAIL_CHARS.
+    tried = detail.split(": ", 1)[1].split("; ")
+    assert all(len(part) <= len("ntfs-3g: ") + DETAIL_CHARS for part in tried), detail
+    if fs == "ntfs" and shutil.which("ntfs-3g"):
+        assert "ntfs-3g: Failed to mount '/dev/" in detail, detail
+
+
+def test_helper_detail_keeps_the_failing_line_inert() -> None:
+    stderr = (
+        "warning: odd \x1b[31mlabel\u202e\n\n"
+        "Failed to mount '/dev/sdb1': Input/output error\nNTFS is either inconsistent...\n"
+    )
+    assert helper_detail(stderr) == "Failed to mount '/dev/sdb1': Input/output error"
+    shown = helper_detail("x" * 500 + "\x07")
+    assert len(shown) == DETAIL_CHARS and "\x07" not in shown
+    assert helper_detail("warning only \x1b[0m") == "warning only \\x1b[0m"
+    assert helper_detail("\n \n") == ""

@@ -13,7 +13,9 @@ Station to screen (`type`):
   progress  {session_id, files_done, files_total, bytes_done, bytes_total, current, eta_s}
   verdict   {session_id, report_id, scan_code, verdict, reason, files_total, counts,
              findings: [Finding dict] (at most MAX_FINDINGS), findings_total, delete: "never"|
-             "offer"|"always", actions: [Action dict]}
+             "offer"|"always", damaged: bool, actions: [Action dict]}
+            damaged: the stick's filesystem looked damaged (it did not mount cleanly, or some
+            file or folder could not be read): delete is then "never", the stick goes to IT.
   removed   {session_id}
   refused   {report_id, scan_code, reason: "device_refused", refusal: code | null, devices: int}
             a USB device was refused (a keyboard, a storage+keyboard composite...): not a stick

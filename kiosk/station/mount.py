@@ -148,9 +148,15 @@ def _types_to_try(fs_type: str) -> list[str]:
     return [fs_type]
 
 
-def mount(node: str, fs_type: str, target: Path, *, writable: bool = False) -> None:
-    """Mount one block device at *target* (read-only unless *writable*)."""
-    errors = []
+def mount(node: str, fs_type: str, target: Path, *, writable: bool = False) -> str | None:
+    """Mount one block device at *target* (read-only unless *writable*).
+
+    Return None when the first driver mounted it without a word, else a short note of what was
+    said (a driver that refused it first, warnings of the one that mounted it: an unclean NTFS,
+    say): the stick did not mount cleanly. A kernel without ntfs3 (Debian 12's) is no sign.
+    """
+    errors: list[str] = []
+    refusals: list[str] = []
     for kind in _types_to_try(fs_type):
         options = options_for(fs_type, writable=writable)
         if kind == "ntfs-3g":
@@ -159,8 +165,13 @@ def mount(node: str, fs_type: str, target: Path, *, writable: bool = False) -> N
             ["mount", "-t", kind, "-o", ",".join(options), node, str(target)], check=False
         )
         if result.returncode == 0:
-            return
-        errors.append(f"{kind}: {helper_detail(result.stderr) or result.returncode}")
+            said = helper_detail(result.stderr)
+            notes = [*refusals, f"{kind}: {said}"] if said else refusals
+            return "; ".join(notes) or None
+        error = f"{kind}: {helper_detail(result.stderr) or result.returncode}"
+        errors.append(error)
+        if "unknown filesystem type" not in result.stderr:
+            refusals.append(error)  # a driver that exists and refused this filesystem
     raise MountError(
         f"cannot mount {node} ({fs_type}): {'; '.join(errors)}", reason=Reason.MOUNT_FAILED
     )
@@ -315,6 +326,7 @@ class StickMount:
         # (the scanner does not cross into another filesystem, so each is scanned on its own).
         self.roots: list[tuple[str, Path]] = []
         self.mounted: list[Volume] = []  # volumes as mounted, with probed fs_type filled in
+        self.unclean: list[str] = []  # notes of volumes that did not mount cleanly (see mount)
         self._stack = ExitStack()
 
     def __enter__(self) -> StickMount:
@@ -378,8 +390,11 @@ class StickMount:
             raise MountError(
                 f"{node}: filesystem {fs_type} not allowed", reason=Reason.UNSUPPORTED_FS
             )
-        mount(node, fs_type, target, writable=self.writable)
+        note = mount(node, fs_type, target, writable=self.writable)
         self._stack.callback(unmount, target)
+        if note is not None:
+            log.info("%s did not mount cleanly: %s", node, note)
+            self.unclean.append(note)
         return replace(
             volume, node=node, fs_type=fs_type, label=volume.label or _label(found.label)
         )

@@ -64,6 +64,7 @@ class StickScan:
             session.session_id,
             allowed=self.settings.filesystems,
         )
+        session.unclean_mount = ()
         try:
             await asyncio.to_thread(mount.open)
         except MountError as exc:
@@ -75,6 +76,7 @@ class StickScan:
             await asyncio.to_thread(mount.close)
             log.warning("session %s: cannot mount: %s", session.session_id, display_name(str(exc)))
             return failed_report(report_id, started, Reason.MOUNT_FAILED, str(exc))
+        session.unclean_mount = tuple(mount.unclean)
         try:
             session.device = dataclasses.replace(
                 stick_info(mount.mounted), size=session.info().size

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.models import Action as ReportAction
-from kiosk.models import DeviceInfo, FileVerdict, Report, TreeVerdict, utcnow
+from kiosk.models import DeviceInfo, FileVerdict, Reason, Report, TreeVerdict, utcnow
 from kiosk.names import display_name, unescape_name
 from kiosk.protocol import MAX_FINDINGS, EventType, State, event
 from kiosk.station.device import Kind, Volume, stick_info
@@ -53,6 +53,8 @@ class Session:
     delete_asked: asyncio.Event = field(default_factory=asyncio.Event)
     grew: asyncio.Event = field(default_factory=asyncio.Event)  # a volume joined while settling
     pending_actions: tuple[ReportAction, ...] = ()  # done to the stick, for the next report
+    unclean_mount: tuple[str, ...] = ()  # what the drivers said of a stick that mounted badly
+    damaged: bool = False  # the last scan saw a damaged filesystem (see stick_damaged)
     last_progress: bytes | None = None
     last_progress_at: float = 0.0
     first_progress_at: float | None = None  # monotonic clock, for the journal and the bench
@@ -103,6 +105,7 @@ class Session:
             findings=[f.to_dict() for f in report.findings[:MAX_FINDINGS]],
             findings_total=len(report.findings),
             delete=self.delete_policy,
+            damaged=self.damaged,
             actions=[a.to_dict() for a in report.actions],
         )
 
@@ -169,6 +172,27 @@ def merge_reports(parts: list[tuple[str, Report]]) -> Report:
 def infected_paths(report: Report) -> list[str]:
     """Return the escaped paths the delete flow may remove: infected files, and only those."""
     return [f.path for f in report.findings if f.verdict is FileVerdict.INFECTED]
+
+
+def stick_damaged(report: Report, unclean_mount: tuple[str, ...]) -> bool:
+    """Tell whether the stick's filesystem looked damaged: then the kiosk never writes to it.
+
+    Deleting means mounting read-write and changing the filesystem's metadata (directory entries,
+    allocation tables): on damaged metadata the driver may free clusters another file still uses
+    or spread the damage, and the rescan that should vouch for the result cannot read what it
+    could not read before. So deletion is offered (or done, with "always") only when every volume
+    mounted cleanly (the first driver, without a word) and the scan read every entry: no file or
+    folder with a read error, the root listed. Otherwise the teacher is told to take the stick to
+    IT, who can repair it with the right tools. Only `read_error` findings count: an engine
+    timeout says nothing about the stick. Findings left out of a long report may hide read
+    errors, so an `error` count larger than the listed errors counts as damage too.
+    """
+    if unclean_mount or report.reason == Reason.UNREADABLE:
+        return True
+    listed = [f for f in report.findings if f.verdict is FileVerdict.ERROR]
+    if any(f.reason == Reason.READ_ERROR for f in listed):
+        return True
+    return report.counts.get(str(FileVerdict.ERROR), 0) > len(listed)
 
 
 def delete_named(root: Path, escaped_paths: list[str]) -> tuple[list[str], list[str]]:

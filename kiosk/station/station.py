@@ -47,6 +47,7 @@ from kiosk.station.session import (
     infected_paths,
     journal,
     journal_line,
+    stick_damaged,
     wait_event,
 )
 from kiosk.station.source import DeviceSource
@@ -382,8 +383,10 @@ class Station:
         if report.reason in _ENGINE_REASONS:
             self._health_wake.set()  # the engine failed a session: re-check health now
         infected = bool(infected_paths(report))
+        # Never write to a damaged filesystem (kiosk.station.session.stick_damaged says why).
+        session.damaged = stick_damaged(report, session.unclean_mount)
         # One deletion per session: after it, the verdict never offers another.
-        again = infected and commit and not actions
+        again = infected and commit and not actions and not session.damaged
         session.delete_policy = self.settings.delete_infected if again else "never"
         journal.info(journal_line(session, report, self.settings.id))
         self._set_state(session, State.VERDICT)

@@ -86,6 +86,7 @@ class Verdict:
     actions: tuple[Action, ...]
     # Entries per file verdict over the whole stick (the findings sent are at most MAX_FINDINGS).
     counts: dict[str, int] = field(default_factory=dict)
+    damaged: bool = False  # the filesystem looked damaged: the station will not delete there
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> Verdict:
@@ -101,6 +102,7 @@ class Verdict:
             delete=str(data.get("delete") or "never"),
             actions=tuple(Action.from_dict(a) for a in data.get("actions") or ()),
             counts=_counts(data.get("counts")),
+            damaged=data.get("damaged") is True,
         )
 
     def count(self, verdict: str) -> int:

@@ -325,7 +325,12 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
             big="VIRUS" if infected else _("DANGER"),
             caption=caption,
             lead=_("Do not use this stick. Tell {contact}.").format(contact=ctx.contact),
-            lines=(*outcome, *_refused(session, ctx), *_also(verdict, ctx, infected)),
+            lines=(
+                *outcome,
+                *_refused(session, ctx),
+                *_also(verdict, ctx, infected),
+                *_damaged(verdict, ctx, infected),
+            ),
             findings=_findings(verdict, ctx),
             after=(_("Remove your USB stick."),),
             buttons=buttons,
@@ -407,6 +412,16 @@ def _also(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
         )
         lines.append(said.format(n=unchecked))
     return tuple(lines)
+def _damaged(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
+    """Why there is no delete button on a virus screen: the station never writes to a damaged
+    filesystem (kiosk.station.session.stick_damaged)."""
+    if not (infected and verdict.damaged):
+        return ()
+    return (
+        ctx.words._(
+            "This stick is damaged: the infected files cannot be deleted here. Hand it over to IT."
+        ),
+    )
 
 
 def _refused(session: Session, ctx: Context) -> tuple[str, ...]:

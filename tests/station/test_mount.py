@@ -205,3 +205,15 @@ def test_helper_detail_keeps_the_failing_line_inert() -> None:
     assert len(shown) == DETAIL_CHARS and "\x07" not in shown
     assert helper_detail("warning only \x1b[0m") == "warning only \\x1b[0m"
     assert helper_detail("\n \n") == ""
+
+
+def test_a_sound_ntfs_stick_mounts_cleanly(tmp_path: Path, loops: Loops) -> None:
+    """A kernel without ntfs3 (Debian 12's) is no sign of damage: ntfs-3g mounting a sound
+    stick leaves no note, so deleting infected files stays possible on NTFS sticks."""
+    image = tmp_path / "n.img"
+    sh("truncate", "-s", "16M", image)
+    sh("mkntfs", "--force", "--quick", "--label", "GOOD", image)
+    node = loops.attach(image)
+    with StickMount([block_volume(node)], tmp_path / "mnt", "s1", allowed=ALLOWED) as stick:
+        assert stick.mounted[0].fs_type == "ntfs"
+        assert stick.unclean == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -17,6 +18,10 @@ from kiosk.protocol import Command, command
 from kiosk.station.device import Kind, Volume
 from kiosk.station.outbox import Outbox
 from kiosk.station.source import block_volume
+from kiosk.tui.model import StationModel
+from kiosk.tui.spec import Action, Context
+from kiosk.tui.view import build
+from kiosk.tui.words import Words
 from tests.station.conftest import Live, live_station, make_config, needs_root
 from tests.station.helpers import Loops, make_image, mounts_under, sh
 from tests.support.clamd import EICAR, start_clamd
@@ -81,7 +86,7 @@ async def test_infected_stick_then_delete_flow(
         live.source.plug(block_volume(node))
         verdict = await verdict_of(live)
         assert verdict["verdict"] == "infected"
-        assert verdict["delete"] == "offer"
+        assert verdict["delete"] == "offer" and verdict["damaged"] is False
         assert {f["path"] for f in verdict["findings"] if f["verdict"] == "infected"} == {
             "Cours/virus.com",
             "caché/encore.txt",
@@ -123,6 +128,65 @@ async def test_infected_stick_then_delete_flow(
     left = files_on(image, tmp_path)
     assert "Cours/virus.com" not in left and "caché/encore.txt" not in left
     assert {f"Cours/leçon {i}.txt" for i in range(20)} <= left  # only the named files went
+
+
+def break_inodes(image: Path, *paths: str) -> None:
+    """Flip a byte in the inode of each of *paths* (ext4): its checksum no longer matches, so
+    the kernel refuses to open it ("Bad message"), as with a stick whose metadata is damaged."""
+    for path in paths:
+        where = sh("debugfs", "-R", f"imap {path}", image)
+        block = int(where.split("located at block ")[1].split(",")[0])
+        offset = int(where.split("offset ")[1].split()[0], 16)
+        size = int(sh("dumpe2fs", "-h", image).split("Block size:")[1].split()[0])
+        with open(image, "r+b") as fh:
+            fh.seek(block * size + offset + 0x10)  # i_mtime: harmless, but checksummed
+            byte = fh.read(1)[0]
+            fh.seek(-1, os.SEEK_CUR)
+            fh.write(bytes([byte ^ 0xFF]))
+
+
+@pytest.mark.parametrize("policy", ["offer", "always"])
+async def test_no_deletion_on_a_damaged_filesystem(
+    station_config: Config, loops: Loops, tmp_path: Path, policy: str
+) -> None:
+    """A stick with a virus where some entries cannot be read (damaged metadata): the kiosk
+    never mounts it read-write, neither offered nor "always"; the screen is told it is damaged."""
+    config = station_config.with_overrides("station", delete_infected=policy)
+    tree = stick_tree(tmp_path / "t")
+    (tree / "Abime").mkdir()
+    (tree / "Abime" / "devoir.txt").write_text("perdu\n")
+    (tree / "Cours" / "cassé.txt").write_text("illisible\n")
+    image = make_image(tmp_path / "d.img", "ext4", tree, size_mb=16)
+    break_inodes(image, "/Abime", "/Cours/cassé.txt")
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    node = loops.attach(image)
+    async with live_station(config) as live:
+        live.source.plug(block_volume(node))
+        verdict = await verdict_of(live)
+        assert verdict["verdict"] == "infected"
+        unread = {f["path"] for f in verdict["findings"] if f["reason"] == "read_error"}
+        assert unread == {"Abime", "Cours/cassé.txt"}
+        assert verdict["damaged"] is True
+        assert verdict["delete"] == "never"
+        # The screen, fed the station's own lines, shows no delete button, and says why.
+        model = StationModel()
+        model.set_connected(True, 0.0)
+        for message in list(live.screen.lines):
+            model.apply(message, 0.0)
+        spec = build(model, Context(words=Words("en"), contact="IT"))
+        assert [b.action for b in spec.buttons] == [Action.DISMISS]
+        assert any(line.startswith("This stick is damaged") for line in spec.lines)
+        start = len(live.screen.lines)
+        await live.screen.send(command(Command.DELETE_INFECTED, session_id=verdict["session_id"]))
+        ack = await live.screen.wait_for(lambda m: m.get("type") == "ack", start=start)
+        assert ack["error"] == "not_allowed"
+        live.source.unplug(block_volume(node))
+        await live.screen.wait_for(lambda m: m.get("type") == "removed")
+        assert not [m for m in live.screen.of("session") if m["state"] == "deleting"]
+        reports = live.station.outbox.pending()
+        assert [r.verdict for r in reports] == ["infected"]  # no rescan: nothing was deleted
+        assert not reports[0].actions
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before  # not one byte written
 
 
 async def test_delete_always_and_empty_and_unreadable_sticks(

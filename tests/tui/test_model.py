@@ -177,3 +177,31 @@ async def test_the_app_answers_pings_only_through_the_link(station: FakeStation)
     async with app.run_test(size=(100, 32)) as pilot:
         assert await until(pilot, lambda: station.pings > 0)
         assert station.connections == 1
+
+
+def test_a_damaged_stick_gets_no_delete_button_and_is_sent_to_it():
+    """The station sends delete "never" and damaged on a stick whose filesystem looked damaged
+    (kiosk.station.session.stick_damaged): no delete button, and the teacher is told why."""
+    threat = finding("Cours/virus.com", "infected", threat="Win.Test.EICAR_HDB-1")
+    unread = finding("Abime", "error", reason="read_error")
+    model = fed(
+        hello(),
+        health(),
+        session("a", "verdict"),
+        {**verdict("a", "infected", "threats_found", [threat, unread]), "damaged": True},
+    )
+    spec = build(model, Context(words=Words("fr"), contact="IT", now=100.0))
+    assert spec.kind is Kind.THREATS
+    assert [b.action for b in spec.buttons] == ["dismiss"]
+    assert (
+        "Cette clé est abîmée : les fichiers infectés ne peuvent pas être supprimés ici. "
+        "Confiez-la au service informatique." in spec.lines
+    )
+    healthy = fed(
+        hello(),
+        health(),
+        session("a", "verdict"),
+        verdict("a", "infected", "threats_found", [threat], delete="offer"),
+    )
+    assert [b.action for b in screen(healthy).buttons] == ["delete", "dismiss"]
+    assert not any("damaged" in line for line in screen(healthy).lines)

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 from kiosk.config import Config, load_config
+from kiosk.errors import ConfigError
 from kiosk.i18n import language_from_env, translator
 from kiosk.models import Report, TreeVerdict
 from kiosk.names import display_name, escape_name
 from kiosk.protocol import State
+from kiosk.station import unconfigured
 from kiosk.station.session import Session
 from kiosk.station.source import DeviceSource, ManualSource, path_volume
 from kiosk.station.station import Station
@@ -58,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
         format="%(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        if args.demo:
+            raise  # at a shell: the error is shown to whoever typed the command
+        # The daemon: out of service on the screen rather than an exit loop nobody sees.
+        return asyncio.run(unconfigured.serve(args.config, args.socket, str(exc)))
     overrides: dict[str, object] = {}
     if args.socket:
         overrides["event_socket"] = args.socket

@@ -3,8 +3,9 @@
 The self-test writes the EICAR test string into a private temporary folder and scans it exactly as a
 stick is scanned (pre-flight, walk, clamd, verdict). Only `infected` is a pass. The problems are
 codes (screens and the server translate them): `selftest_pending`, `engine_down`, `canary_missed`,
-`signatures_old`, `selftest_failed`, `outbox_full`. Until a self-test has passed, the station is not
-ok: it starts with `selftest_pending` (fail closed).
+`signatures_old`, `selftest_failed`, `outbox_full`, and `not_configured` (a station whose
+configuration does not load, kiosk.station.unconfigured). Until a self-test has passed, the
+station is not ok: it starts with `selftest_pending` (fail closed).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CANARY_MISSED = "canary_missed"
 SIGNATURES_OLD = "signatures_old"
 SELFTEST_FAILED = "selftest_failed"
 OUTBOX_FULL = "outbox_full"
+NOT_CONFIGURED = "not_configured"  # only from kiosk.station.unconfigured: no station runs
 
 # Reasons of a failed pre-flight that are health problems of their own.
 _PROBLEM_OF_REASON = {

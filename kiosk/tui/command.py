@@ -7,7 +7,8 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-from kiosk.config import load_config
+from kiosk.config import Config, load_config
+from kiosk.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +43,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the kiosk screen until the process is stopped (no key quits it)."""
     from kiosk.tui.app import KioskApp  # Textual loads only for this command
 
-    config = load_config(args.config)
     quiet_logging(args.log)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        # The screen needs nothing from the file to say so: the station, on the same bad file,
+        # reports itself out of service (kiosk.station.unconfigured); an exit here would leave
+        # tty1 blank in a restart loop.
+        logging.getLogger(__name__).error("configuration error, defaults used: %s", exc)
+        config = Config()
     KioskApp(args.socket or config.station.event_socket, config.ui).run()
     return 0

@@ -55,6 +55,7 @@ _TREE_REASONS: dict[str, str] = {
     "station_unreachable": N_("The screen cannot reach the station."),
     "selftest_failed": N_("The station failed its self-test."),
     "selftest_pending": N_("The station has not finished its self-test yet."),
+    "not_configured": N_("The station is not configured."),
 }
 
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
 
 from kiosk.config import Config
+from kiosk.protocol import Command, command, decode
 from kiosk.station.outbox import Outbox
+from kiosk.tui.model import StationModel
+from kiosk.tui.spec import Context, Kind
+from kiosk.tui.view import build
+from kiosk.tui.words import Words
 from tests.support.clamd import EICAR
 
 
@@ -102,3 +113,65 @@ def test_daemon_serves_screens_and_stops_on_sigterm(station_config: Config, tmp_
             proc.communicate()
         shutil.rmtree(Path(s.event_socket).parent, ignore_errors=True)
     assert proc.returncode == 0, err
+
+
+def _screen_lines(reader: BinaryIO, count: int) -> list[dict[str, Any]]:
+    """Read *count* protocol lines from a connected screen socket."""
+    return [decode(reader.readline()) for _ in range(count)]
+
+
+@pytest.mark.parametrize("broken", ["missing", "invalid"])
+def test_a_station_without_configuration_is_out_of_service_on_screen(
+    tmp_path: Path, broken: str
+) -> None:
+    """An image built without --config: the station keeps its screen socket, says it is out of
+    service (not_configured), reads no stick, and starts for real once the file loads."""
+    conf = tmp_path / "kiosk.toml"
+    if broken == "invalid":
+        conf.write_text("[station\nid = 'x'\n")
+    short = Path(tempfile.mkdtemp(prefix="ks", dir="/tmp"))
+    path = short / "ev.sock"
+    station = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "station", "--config", str(conf), "--socket", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            while True:  # until the socket is up; a station that exits fails the test here
+                assert station.poll() is None, "the station exited"
+                try:
+                    sock.connect(str(path))
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    time.sleep(0.05)
+            reader = sock.makefile("rb")
+            hello, health = _screen_lines(reader, 2)
+            assert hello["type"] == "hello" and health["type"] == "health"
+            assert health["ok"] is False and health["problems"] == ["not_configured"]
+            sock.sendall(command(Command.PING) + command(Command.DISMISS, session_id="x"))
+            ping, dismiss = _screen_lines(reader, 2)
+            reader.close()
+            assert ping["ok"] is True
+            assert dismiss["error"] == "not_allowed"
+        # The screen, fed these very lines, says the kiosk is out of service, in French.
+        model = StationModel()
+        model.set_connected(True, now=1.0)
+        for message in (hello, health):
+            model.apply(message, now=1.0)
+        spec = build(model, Context(words=Words("fr"), contact="le service informatique"))
+        assert spec.kind is Kind.OUT_OF_SERVICE
+        assert spec.big == "HORS SERVICE"
+        assert spec.lines == (
+            "La station n'est pas configurée.",
+            "Prévenez le service informatique.",
+        )
+        assert station.poll() is None  # still serving, not an exit loop
+        conf.write_text("")  # IT puts a configuration in place (every default applies)
+        assert station.wait(timeout=60) == 0  # systemd then starts the real station
+    finally:
+        if station.poll() is None:
+            station.terminate()
+            station.wait(timeout=30)
+        shutil.rmtree(short, ignore_errors=True)

@@ -412,6 +412,8 @@ def _also(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
         )
         lines.append(said.format(n=unchecked))
     return tuple(lines)
+
+
 def _damaged(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
     """Why there is no delete button on a virus screen: the station never writes to a damaged
     filesystem (kiosk.station.session.stick_damaged)."""

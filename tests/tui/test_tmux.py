@@ -218,3 +218,34 @@ def test_kiosk_demo_once_in_a_terminal(tmux: Tmux, short_dir: Path):
     assert "kiosk demo: clean, infected, incomplete, suspicious" in said
     # The throw-away clamd and the demo's files went with it.
     assert not list(short_dir.glob("kiosk-demo-*"))
+
+
+def test_an_unconfigured_kiosk_says_out_of_service(tmux: Tmux, short_dir: Path):
+    """An image built without a usable kiosk.toml: the real station and the real screen, both on
+    the same broken file, show the kiosk out of service (not "Starting, please wait..." while
+    both restart in a loop)."""
+    broken = short_dir / "kiosk.toml"
+    broken.write_text("[station\nid = 'x'\n", encoding="utf-8")
+    sock = short_dir / "events.sock"
+    station = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "station", "--config", str(broken), "--socket", str(sock)],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        command = (
+            f"env TERM=linux {sys.executable} -m kiosk ui --socket {sock} "
+            f"--config {broken} --log {short_dir / 'ui.log'}"
+        )
+        tmux.start(command)
+        shown = tmux.wait_for("La station n'est pas configurée.")
+        assert "Prévenez le référent informatique." in shown  # the default contact
+        assert "Démarrage" not in shown
+        assert tmux("display-message", "-p", "-t", "kiosk", "#{pane_dead}").strip() == "0"
+        assert station.poll() is None
+        assert "configuration error, defaults used" in (short_dir / "ui.log").read_text()
+    finally:
+        station.terminate()
+        station.wait(10)

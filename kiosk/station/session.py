@@ -271,5 +271,8 @@ def journal_line(session: Session, report: Report, station_id: str) -> str:
             if f.verdict in (FileVerdict.INFECTED, FileVerdict.SUSPICIOUS)
         ],
         "actions": [a.kind for a in report.actions],
+        # Why no deletion was offered, for IT (stick_damaged): the drivers' own words, made inert.
+        "damaged": session.damaged,
+        "unclean_mount": [display_name(note, 300) for note in session.unclean_mount],
     }
     return json.dumps(record, ensure_ascii=True, separators=(",", ":"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -147,10 +149,15 @@ def break_inodes(image: Path, *paths: str) -> None:
 
 @pytest.mark.parametrize("policy", ["offer", "always"])
 async def test_no_deletion_on_a_damaged_filesystem(
-    station_config: Config, loops: Loops, tmp_path: Path, policy: str
+    station_config: Config,
+    loops: Loops,
+    tmp_path: Path,
+    policy: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A stick with a virus where some entries cannot be read (damaged metadata): the kiosk
     never mounts it read-write, neither offered nor "always"; the screen is told it is damaged."""
+    caplog.set_level(logging.INFO, logger="kiosk.station.journal")
     config = station_config.with_overrides("station", delete_infected=policy)
     tree = stick_tree(tmp_path / "t")
     (tree / "Abime").mkdir()
@@ -168,6 +175,8 @@ async def test_no_deletion_on_a_damaged_filesystem(
         assert unread == {"Abime", "Cours/cassé.txt"}
         assert verdict["damaged"] is True
         assert verdict["delete"] == "never"
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "kiosk.station.journal"]
+        assert json.loads(line)["damaged"] is True  # IT reads why in the journal too
         # The screen, fed the station's own lines, shows no delete button, and says why.
         model = StationModel()
         model.set_connected(True, 0.0)

@@ -22,14 +22,17 @@ from kiosk.models import Reason
 Problem = tuple[Reason, str]  # why a ZIP is unverifiable, and where
 
 
-class _PreadFile(io.RawIOBase):
-    """A read-only, seekable view of an fd that never moves the fd's own offset (uses pread)."""
+class _Positioned(io.RawIOBase):
+    """A read-only, seekable stream over `read_at`, which subclasses provide (pread-like)."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self._fd = fd
         self._size = size
         self._pos = 0
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """Up to *length* bytes from *offset*, like pread."""
+        raise NotImplementedError
 
     def readable(self) -> bool:
         return True
@@ -46,10 +49,34 @@ class _PreadFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = os.pread(self._fd, len(buffer), self._pos)
+        data = self.read_at(len(buffer), self._pos)
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+class _PreadFile(_Positioned):
+    """An fd read with pread, so the fd's own offset never moves."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__(size)
+        self._fd = fd
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """Up to *length* bytes from *offset* of the file."""
+        return os.pread(self._fd, length, offset)
+
+
+class _PreadBytes(_Positioned):
+    """Bytes already in memory (an unpacked inner ZIP)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(len(data))
+        self._data = memoryview(data)
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """Up to *length* bytes from *offset* of the data."""
+        return bytes(self._data[offset : offset + length])
 
 
 # What Python's zipfile may raise on a hostile archive: then Python cannot tell, clamd judges.
@@ -186,39 +213,6 @@ def _check_inner(
     if _is_zip64(inner.read_at, len(data), members):
         return Reason.ZIP64, f"ZIP64 archive inside an archive: {where}"
     return _nested_zip64(_PreadBytes(data), budget, depth + 1)
-
-
-class _PreadBytes(io.RawIOBase):
-    """A read-only, seekable view of bytes already in memory (an unpacked inner ZIP)."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        chunk = self._data[self._pos : self._pos + len(buffer)]
-        buffer[: len(chunk)] = chunk
-        self._pos += len(chunk)
-        return len(chunk)
-
-    def read_at(self, length: int, offset: int) -> bytes:
-        """Up to *length* bytes from *offset*, like pread."""
-        return bytes(self._data[offset : offset + length])
 
 
 def unverifiable_zip(fd: int, size: int, members: list[zipfile.ZipInfo]) -> Problem | None:

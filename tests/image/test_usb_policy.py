@@ -88,15 +88,23 @@ def test_interface_classes_read_from_raw_descriptors() -> None:
     assert policy.interface_classes(b"\x00\x00garbage") == []
 
 
-@pytest.fixture
-def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The kiosk has booted (usb-locked), spools in the temp dir; returns the journal lines."""
+def booted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spool: Path) -> list[str]:
+    """usb-policy on a booted kiosk (usb-locked), spooling to *spool* (else tmp_path/run/spool).
+
+    Returns the journal lines it writes.
+    """
     monkeypatch.setattr(policy, "LOCK", tmp_path / "usb-locked")
     (tmp_path / "usb-locked").write_text("")
-    monkeypatch.setattr(policy, "SPOOLS", (tmp_path / "data/usb-refused", tmp_path / "run/spool"))
+    monkeypatch.setattr(policy, "SPOOLS", (spool, tmp_path / "run/spool"))
     logged: list[str] = []
     monkeypatch.setattr(policy.syslog, "syslog", lambda _level, message: logged.append(message))
     return logged
+
+
+@pytest.fixture
+def locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kiosk has booted, spools in the temp dir; returns the journal lines."""
+    return booted(tmp_path, monkeypatch, tmp_path / "data/usb-refused")
 
 
 def records(spool: Path) -> list[dict[str, object]]:

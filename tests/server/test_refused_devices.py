@@ -16,7 +16,7 @@ import pytest
 
 from kiosk.station import refused
 from kiosk.station.outbox import Outbox
-from tests.image.test_usb_policy import descriptors, fake_device, policy
+from tests.image.test_usb_policy import booted, descriptors, fake_device, policy
 from tests.server.conftest import Server
 from tests.server.support import body, make_report
 
@@ -24,11 +24,8 @@ from tests.server.support import body, make_report
 @pytest.fixture
 def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """usb-policy's spools in the temp dir, the kiosk booted (locked), journal muted."""
-    monkeypatch.setattr(policy, "LOCK", tmp_path / "usb-locked")
-    (tmp_path / "usb-locked").write_text("")
     data = tmp_path / "data" / refused.SPOOL_NAME
-    monkeypatch.setattr(policy, "SPOOLS", (data, tmp_path / "run-spool"))
-    monkeypatch.setattr(policy.syslog, "syslog", lambda _level, _message: None)
+    booted(tmp_path, monkeypatch, data)
     return data
 
 

@@ -25,7 +25,7 @@ from kiosk.station import refused
 from kiosk.station.outbox import Outbox
 from kiosk.station.source import ManualSource
 from kiosk.station.station import Station
-from tests.image.test_usb_policy import descriptors, fake_device, policy
+from tests.image.test_usb_policy import booted, descriptors, fake_device, policy
 from tests.station.helpers import Screen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """usb-policy's spools moved into the temp dir, the kiosk booted (locked), journal muted."""
-    monkeypatch.setattr(policy, "LOCK", tmp_path / "usb-locked")
-    (tmp_path / "usb-locked").write_text("")
     data = tmp_path / "data" / refused.SPOOL_NAME
-    monkeypatch.setattr(policy, "SPOOLS", (data, tmp_path / "run-spool"))
-    monkeypatch.setattr(policy.syslog, "syslog", lambda _level, _message: None)
+    booted(tmp_path, monkeypatch, data)
     return data
 
 

@@ -110,13 +110,15 @@ def test_disk_image_boots(disk_image: Path, firmware: str, artifacts: Path, tmp_
             # Only shim, the signed GRUB and the signed kernel can have booted under it.
             assert vm.find_journal("Secure boot enabled"), "the kernel did not see Secure Boot"
         # Debian's OVMF has no CSM: under it, only the ESP's BOOTX64.EFI can have booted.
-        # The screen comes up on its own (no signatures on this data partition: the kiosk
-        # must say it is out of service, but say something).
+        # The screen comes up on its own. This image was built without a configuration: the
+        # station must stay up and the screen say "HORS SERVICE" (the console's bright yellow
+        # big word, about 3 % of the screen), not wait on a black screen or "Démarrage" forever.
         vm.wait_for(
-            "the UI's first frame",
-            lambda: colour_share(vm.screen_pixels(), (0, 0, 0), tol=8) < 0.9,
+            "the out-of-service screen",
+            lambda: colour_share(vm.screen_pixels(), (255, 255, 85), tol=40) > 0.01,
             180,
         )
+        assert vm.find_journal("station out of service: configuration error")
         time.sleep(2)
         vm.screendump(artifacts / f"disk-{firmware}.png")
     finally:

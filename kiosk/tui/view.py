@@ -420,9 +420,8 @@ def _damaged(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
     if not (infected and verdict.damaged):
         return ()
     return (
-        ctx.words._(
-            "This stick is damaged: the infected files cannot be deleted here. Hand it over to IT."
-        ),
+        # The line above already names whom to tell ({contact}); one contact per screen.
+        ctx.words._("This stick is damaged: the infected files cannot be deleted here."),
     )
 
 

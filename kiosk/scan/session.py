@@ -167,9 +167,12 @@ class ClamdSession:
                     conn.sock.sendall(_FILDES[sent:])
             except OSError:
                 with conn.lock:
-                    conn.pending.pop(request.number, None)
+                    ours = conn.pending.pop(request.number, None) is not None
                 conn.close(lost=True)
-                raise
+                if ours:
+                    raise
+                # The reader closed the session first and already answered this request as
+                # lost (its callback resends it once): raising as well would answer it twice.
             conn.last_used = time.monotonic()
             return request
 

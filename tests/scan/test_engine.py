@@ -17,6 +17,7 @@ from kiosk.models import FileVerdict, Reason, TreeVerdict
 from kiosk.scan.clamd import ReplyKind, parse_reply, parse_version
 from kiosk.scan.engine import Engine
 from kiosk.scan.scanner import Scanner
+from kiosk.scan.session import ClamdSession
 from tests.support import trees
 from tests.support.clamd import EICAR, start_clamd
 from tests.support.fake_clamd import FakeClamd
@@ -246,3 +247,39 @@ def test_cancel_makes_the_scan_incomplete(tmp_path, clamd):
     report = Scanner(cfg).scan(tree, on_progress=on_progress, cancel=cancel)
     assert (report.verdict, report.reason) == (TreeVerdict.INCOMPLETE, Reason.CANCELLED)
     assert report.files_total == 301
+
+
+class _ReaderClosesFirst:
+    """A session socket whose send fails just after the reader thread closed the session (the
+    race seen in CI: a bad reply poisons the session while the walking thread is sending)."""
+
+    def __init__(self, conn, real):
+        self.conn, self.real = conn, real
+
+    def sendmsg(self, *_args):
+        self.conn.close(lost=True)  # what the reader does on a reply nobody asked for
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_a_request_lost_while_sending_is_answered_once(tmp_path, clamd):
+    session = ClamdSession(str(clamd.socket), connect_timeout=5)
+    conn = session._current()
+    conn.sock = _ReaderClosesFirst(conn, conn.sock)
+    answers = []
+    trees.write(tmp_path / "a.txt", b"hello")
+    fd = os.open(tmp_path / "a.txt", os.O_RDONLY)
+    try:
+        try:
+            session.send(fd, lambda reply, lost: answers.append(lost))
+            raised = False
+        except OSError:
+            raised = True
+    finally:
+        os.close(fd)
+        session.close()
+    # One outcome only: either the callback (lost: the caller resends) or the exception.
+    assert answers == [True]
+    assert not raised

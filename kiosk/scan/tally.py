@@ -62,6 +62,16 @@ class Tally:
         self.on_progress = on_progress
         self.started = time.monotonic()
         self.last_emit = 0.0
+        # False while the totals are still being counted beside the scan: no progress is shown
+        # then, since a fraction of an unknown total would read as nearly done.
+        self.counted = True
+
+    def set_totals(self, files_total: int, bytes_total: int) -> None:
+        """The counting walk has finished: progress can be shown against its totals."""
+        with self.lock:
+            self.files_total, self.bytes_total = files_total, bytes_total
+            self.counted = True
+            self._emit(None, force=True)
 
     def lose_engine(self) -> None:
         """Mark clamd as gone for the rest of this scan."""
@@ -98,7 +108,7 @@ class Tally:
                 self._emit(path)
 
     def _emit(self, current: str | None, force: bool = False) -> None:
-        if self.on_progress is None:
+        if self.on_progress is None or not self.counted:
             return
         now = time.monotonic()
         last = self.files_done >= self.files_total

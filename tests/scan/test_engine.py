@@ -283,3 +283,22 @@ def test_a_request_lost_while_sending_is_answered_once(tmp_path, clamd):
     # One outcome only: either the callback (lost: the caller resends) or the exception.
     assert answers == [True]
     assert not raised
+
+
+def test_totals_counted_beside_the_scan_are_whole_and_never_shown_early(tmp_path, clamd):
+    # The count walks the tree in a thread while the scan walks it too: both must see every
+    # entry (one shared root descriptor would share its offset and each walk miss some), and no
+    # progress may show a total still being counted.
+    tree = tmp_path / "cle"
+    for d in range(40):
+        _many_files(tree / f"dossier{d:02d}", count=25, size=100)  # and one EICAR each
+    progress: list = []
+    report = Scanner(_config(clamd.socket)).scan(tree, on_progress=progress.append)
+    assert report.verdict is TreeVerdict.INFECTED
+    assert report.files_total == sum(1 for p in tree.rglob("*") if p.is_file())
+    assert report.files_total == 40 * 26
+    assert report.counts == {"clean": 40 * 25, "infected": 40}
+    assert progress, "no progress at all"
+    assert {p.files_total for p in progress} == {report.files_total}
+    assert {p.bytes_total for p in progress} == {report.bytes_total}
+    assert progress[-1].files_done == report.files_total

@@ -108,8 +108,15 @@ class Scanner:
         finally:
             os.close(root_fd)
 
+    def _walker(self, root_fd: int, cancel: threading.Event) -> Walker:
+        """A walk of the tree at *root_fd* within the configured limits."""
+        limits = self.config.scan
+        return Walker(
+            root_fd, max_depth=limits.max_depth, max_entries=limits.max_entries, cancel=cancel
+        )
+
     def _count_beside(
-        self, root_fd: int, tally: Tally, cancel: threading.Event, counted: list[Totals]
+        self, root_fd: int, tally: Tally, cancel: threading.Event
     ) -> threading.Thread:
         """Count the tree for the progress totals in a thread, while the scan already runs.
 
@@ -117,23 +124,15 @@ class Scanner:
         0.12 s on 20,000). The count walks a descriptor of its own: two threads listing through
         one descriptor would share its offset and each miss entries.
         """
-        limits = self.config.scan
         count_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root_fd)
 
         def count() -> None:
             try:
-                walker = Walker(
-                    count_fd,
-                    max_depth=limits.max_depth,
-                    max_entries=limits.max_entries,
-                    cancel=cancel,
-                )
-                totals = walker.count()
+                totals = self._walker(count_fd, cancel).count()
             except Exception:  # only progress depends on it: shown against what was seen
                 totals = Totals(files=0, bytes=0, entries=0)
             finally:
                 os.close(count_fd)
-            counted.append(totals)
             tally.set_totals(totals.files, totals.bytes)
 
         thread = threading.Thread(target=count, name="kiosk-count", daemon=True)
@@ -151,14 +150,10 @@ class Scanner:
         records: list[FileRecord] | None,
     ) -> Report:
         limits = self.config.scan
-        walker = Walker(
-            root_fd, max_depth=limits.max_depth, max_entries=limits.max_entries, cancel=cancel
-        )
-        tally = Tally(0, 0, on_progress, records)
-        tally.counted = False
+        walker = self._walker(root_fd, cancel)
+        tally = Tally(on_progress, records)
         tally.start()
-        counted: list[Totals] = []
-        counter = self._count_beside(root_fd, tally, cancel, counted)
+        counter = self._count_beside(root_fd, tally, cancel)
         pipeline = Pipeline(
             self.config,
             self.policy,
@@ -184,7 +179,6 @@ class Scanner:
         finally:
             pipeline.drain()
             counter.join()
-        totals = counted[0] if counted else Totals(files=0, bytes=0, entries=0)
         finished = utcnow()
         findings = sorted(tally.findings, key=lambda f: (f.rank, f.path))
         verdict, reason = tree_verdict(findings)
@@ -210,8 +204,8 @@ class Scanner:
             detail=detail,
             started_at=started,
             finished_at=finished,
-            files_total=tally.files_seen if complete else max(tally.files_seen, totals.files),
-            bytes_total=tally.bytes_seen if complete else max(tally.bytes_seen, totals.bytes),
+            files_total=tally.files_seen if complete else max(tally.files_seen, tally.files_total),
+            bytes_total=tally.bytes_seen if complete else max(tally.bytes_seen, tally.bytes_total),
             counts={str(k): v for k, v in sorted(tally.counts.items())},
             findings=tuple(findings[: limits.max_findings]),
             engine=info,

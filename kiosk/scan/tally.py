@@ -41,16 +41,15 @@ class Tally:
     """Counters shared by the workers, and the throttled progress callback."""
 
     def __init__(
-        self,
-        files_total: int,
-        bytes_total: int,
-        on_progress: ProgressCallback | None,
-        records: list[FileRecord] | None = None,
+        self, on_progress: ProgressCallback | None, records: list[FileRecord] | None = None
     ) -> None:
         self.lock = threading.Lock()
         self.records = records  # when a list: every regular file is appended to it
-        self.files_total = files_total
-        self.bytes_total = bytes_total
+        # Counted beside the scan (set_totals); until then no progress is shown, since a
+        # fraction of an unknown total would read as nearly done.
+        self.counted = False
+        self.files_total = 0
+        self.bytes_total = 0
         self.files_seen = 0  # regular files enumerated by the scanning walk
         self.bytes_seen = 0
         self.files_done = 0
@@ -62,9 +61,6 @@ class Tally:
         self.on_progress = on_progress
         self.started = time.monotonic()
         self.last_emit = 0.0
-        # False while the totals are still being counted beside the scan: no progress is shown
-        # then, since a fraction of an unknown total would read as nearly done.
-        self.counted = True
 
     def set_totals(self, files_total: int, bytes_total: int) -> None:
         """The counting walk has finished: progress can be shown against its totals."""

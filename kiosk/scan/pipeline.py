@@ -29,7 +29,7 @@ from kiosk.models import FileVerdict, Finding, Reason
 from kiosk.names import escape_name
 from kiosk.scan.clamd import EngineReply, ReplyKind, Trouble
 from kiosk.scan.engine import Engine
-from kiosk.scan.policy import HEAD_SIZE, FilePolicy, PolicyFinding
+from kiosk.scan.policy import FilePolicy, PolicyFinding
 from kiosk.scan.session import ClamdSession, Request, UnreachableError
 from kiosk.scan.tally import Tally
 from kiosk.scan.walker import Entry
@@ -162,8 +162,7 @@ class Pipeline:
             self.jobs.add(job)
         self._send(job)
         try:
-            head = os.pread(job.fd, HEAD_SIZE, 0)
-            job.policy = self.policy.check(path.rsplit("/", 1)[-1], head, job.fd, job.size)
+            job.policy = self.policy.check(path.rsplit("/", 1)[-1], job.fd, job.size)
             if self.hash_all:
                 job.sha256, job.size = self._hash(job.fd)
         except OSError as exc:

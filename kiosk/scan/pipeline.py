@@ -1,7 +1,7 @@
 """The files of one scan in flight: sent to clamd first, then judged here meanwhile.
 
 The walking thread sends each open file's descriptor to clamd on one pipelined session, then,
-while clamd works on it, reads the file's first 64 KB with `pread` and applies the file-type
+while clamd works on it, reads the file's first bytes with `pread` and applies the file-type
 policy; the session's reader thread brings clamd's reply. Whichever of the two finishes last
 folds them into the file's finding; a file that is not clean is then hashed (sha256, `pread` on
 the very descriptor clamd scanned). Clean files are hashed only when the caller lists every file
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -117,11 +116,11 @@ class Pipeline:
         self.session = ClamdSession(
             config.clamd.socket, connect_timeout=config.clamd.connect_timeout
         )
-        # The window as tokens in a SimpleQueue (C code): threading.Semaphore is Python code,
-        # and it runs twice per file.
-        self.slots: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(window):
-            self.slots.put(None)
+        self.window = window
+        # A walking thread that finds the window full sleeps until it has room for a batch, not
+        # one file: woken once a file, it cost two thread switches a file on the cores clamd needs.
+        self.batch = max(1, window // 6)
+        self.refill_at = -1  # jobs in flight at which the waiting walker is woken; -1: none waits
         self.draining = False
         self.lock = threading.Condition()
         self.jobs: set[_Job] = set()
@@ -150,16 +149,9 @@ class Pipeline:
             self._finish(entry.fd, entry.size, path, finding)
             return
         job = _Job(fd=entry.fd, path=path, size=entry.size)
-        while True:
-            try:
-                self.slots.get(timeout=_TICK)
-                break
-            except queue.Empty:
-                self._service()
+        self._take_slot(job)
         if job.size >= _LARGE:
             self._reserve(job)
-        with self.lock:
-            self.jobs.add(job)
         self._send(job)
         try:
             job.policy = self.policy.check(path.rsplit("/", 1)[-1], job.fd, job.size)
@@ -170,6 +162,19 @@ class Pipeline:
         except Exception as exc:  # an unexpected failure must never turn green
             job.read_error = repr(exc)
         self._part_done(job)
+
+    def _take_slot(self, job: _Job) -> None:
+        """Wait until the window has room, then count *job* in flight."""
+        while True:
+            with self.lock:
+                if len(self.jobs) < self.window:
+                    self.jobs.add(job)
+                    return
+                self.refill_at = self.window - self.batch
+                self.lock.wait(_TICK)
+                self.refill_at = -1
+            if self.retries or time.monotonic() >= self.next_service:
+                self._service()
 
     def _reserve(self, job: _Job) -> None:
         """Wait until the large files in flight leave room for this one (or there are none)."""
@@ -315,10 +320,8 @@ class Pipeline:
             self.jobs.discard(job)
             if job.reserved:
                 self.large_in_flight -= job.reserved
+            if job.reserved or self.draining or len(self.jobs) <= self.refill_at:
                 self.lock.notify_all()
-            elif self.draining:
-                self.lock.notify_all()
-        self.slots.put(None)
 
     def _with_hash(self, job: _Job, finding: Finding) -> Finding:
         """The finding with the sha256 and length of the file, read from the fd clamd scanned."""

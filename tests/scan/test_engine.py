@@ -302,3 +302,27 @@ def test_totals_counted_beside_the_scan_are_whole_and_never_shown_early(tmp_path
     assert {p.files_total for p in progress} == {report.files_total}
     assert {p.bytes_total for p in progress} == {report.bytes_total}
     assert progress[-1].files_done == report.files_total
+
+
+@pytest.mark.parametrize("workers", [1, 7, 60])
+def test_the_window_is_filled_never_overfilled(tmp_path, clamd, monkeypatch, workers):
+    # The walking thread waits for room for a batch of files when the window is full: the
+    # window must still be reached, never exceeded, and every file answered.
+    tree = tmp_path / "cle"
+    _many_files(tree, count=300, size=2000)
+    in_flight: list[int] = []
+    real_send = ClamdSession.send
+
+    def send(session, fd, callback):
+        request = real_send(session, fd, callback)
+        with request.connection.lock:
+            in_flight.append(len(request.connection.pending))
+        return request
+
+    monkeypatch.setattr(ClamdSession, "send", send)
+    report = Scanner(_config(clamd.socket, workers=workers)).scan(tree)
+    assert report.verdict is TreeVerdict.INFECTED
+    assert report.counts == {"clean": 300, "infected": 1}
+    assert len(in_flight) == 301
+    assert max(in_flight) <= workers
+    assert in_flight.count(workers) > 1  # the window was full, and filled again

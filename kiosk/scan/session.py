@@ -68,9 +68,10 @@ class _Connection:
                 data = self.sock.recv(65536)
                 if not data:
                     break
-                buffer += data
-                while b"\0" in buffer:
-                    raw, buffer = buffer.split(b"\0", 1)
+                # One recv may bring hundreds of replies: split them once, not one at a time
+                # (each split copied the rest of the buffer again).
+                *replies, buffer = (buffer + data).split(b"\0")
+                for raw in replies:
                     if not self._deliver(raw):
                         return
                 if len(buffer) > _MAX_BUFFER:

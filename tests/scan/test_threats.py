@@ -289,6 +289,33 @@ def test_row11_row12_links_and_special_files_never_followed_nor_read(tmp_path, s
     assert report.verdict is TreeVerdict.CLEAN
 
 
+@pytest.mark.parametrize("lie", ["FILE", "DIR", "OTHER"])
+def test_row11_row12_a_listing_that_lies_about_types_changes_nothing(
+    tmp_path, scan, monkeypatch, lie
+):
+    # The walk trusts the directory listing's types (d_type) to save a stat, and checks them
+    # when it opens: a damaged filesystem that calls everything a file, a directory or unknown
+    # must be walked exactly as one that tells the truth.
+    from kiosk.scan import walker
+
+    stick, outside = tmp_path / "cle", tmp_path / "dehors"
+    trees.special_files(stick, outside)
+    trees.write(stick / "classe" / "td" / "eicar.com", EICAR)
+    trees.write(stick / "classe" / "cours.txt", b"cours\n")
+    truthful = scan(stick)
+    real_list = walker.Walker._list
+
+    def lying_list(self, dir_fd):
+        return [(name, walker._Hint[lie]) for name, _hint in real_list(self, dir_fd)]
+
+    monkeypatch.setattr(walker.Walker, "_list", lying_list)
+    lied_to = scan(stick)
+    assert lied_to.files_total == truthful.files_total == 3
+    assert lied_to.verdict is truthful.verdict is TreeVerdict.INFECTED
+    assert by_path(lied_to) == by_path(truthful)
+    assert by_path(lied_to)["classe/td/eicar.com"].verdict is FileVerdict.INFECTED
+
+
 def test_row14_policy_disguises(tmp_path, scan):
     trees.write(tmp_path / "facture.pdf", Path("/bin/true").read_bytes())
     trees.write(tmp_path / "devis.pdf", trees.minimal_pe())

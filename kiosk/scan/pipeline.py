@@ -16,7 +16,6 @@ then fails a PING the rest of the tree is not sent at all (every file an `error`
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -193,6 +192,9 @@ class Pipeline:
         if buffer is None:
             buffer = self.buffers.buffer = bytearray(_HASH_CHUNK)
         view = memoryview(buffer)
+        # Imported here: OpenSSL's start-up delayed the first file sent (clean files aren't hashed)
+        import hashlib
+
         digest = hashlib.sha256()
         offset = 0
         while count := os.preadv(fd, [buffer], offset):

@@ -30,7 +30,7 @@ _MAX_BUFFER = 1 << 20
 # replies gather for a moment before reading them, instead of waking once a reply (on small
 # files, the reader's wake-ups cost more CPU than clamd spent on the files).
 _GATHER_PENDING = 64
-_GATHER_S = 0.003
+_GATHER_S = 0.010
 _FILDES = b"zFILDES\0\0"
 
 ReplyCallback = Callable[[EngineReply, bool], None]  # (reply, lost before a reply)

@@ -5,7 +5,7 @@ up to 13x slower than `clamdscan --multiscan --fdpass` on small files. clamdscan
 session and pipelines its requests; so does this. `send` passes an open file descriptor over
 SCM_RIGHTS and returns at once; a reader thread matches each reply to its request by number
 (clamd numbers a session's requests 1, 2, 3 ... in the order it receives them) and calls the
-request's callback; while many requests are queued, it lets replies gather for 3 ms between two
+request's callback; while many requests are queued, it lets replies gather for 10 ms between two
 reads. Strictness is kept: a reply whose number nobody waits for (nor has given up
 on) poisons the session, and every request still waiting gets an ERROR marked `lost`, as when
 the connection ends before its reply; the caller may send a lost request once more.

@@ -128,6 +128,9 @@ class Pipeline:
         self.unreachable = 0
         self.buffers = threading.local()  # one hash buffer per thread that completes jobs
         self.next_service = 0.0
+        # The first unexpected exception of any thread (a bug of ours): `drain` raises it, so the
+        # scan ends as an error rather than counting a file it never answered for.
+        self.failure: Exception | None = None
 
     # -- the walking thread ------------------------------------------------------------------
     def submit(self, entry: Entry) -> None:
@@ -148,10 +151,20 @@ class Pipeline:
             self._finish(entry.fd, entry.size, path, finding)
             return
         job = _Job(fd=entry.fd, path=path, size=entry.size)
-        self._take_slot(job)
-        if job.size >= _LARGE:
-            self._reserve(job)
-        self._send(job)
+        try:
+            self._take_slot(job)
+        except BaseException:
+            os.close(job.fd)
+            raise
+        try:
+            if job.size >= _LARGE:
+                self._reserve(job)
+            self._send(job)
+        except Exception as exc:  # a bug of ours: the job still completes, the scan fails
+            self.failure = self.failure or exc
+            if job.request is None and job.reply is None:
+                job.reply = EngineReply(ReplyKind.ERROR, message=repr(exc), trouble=Trouble.ENGINE)
+                self._part_done(job)
         try:
             job.policy = self.policy.check(path.rsplit("/", 1)[-1], job.fd, job.size)
             if self.hash_all:
@@ -260,7 +273,7 @@ class Pipeline:
                 self._part_done(job)
 
     def drain(self) -> None:
-        """Wait for every file in flight, then end the session."""
+        """Wait for every file in flight, end the session; raise what broke in the meantime."""
         self.draining = True
         while True:
             with self.lock:
@@ -269,6 +282,8 @@ class Pipeline:
                 self.lock.wait(_TICK)
             self._service()
         self.session.close()
+        if self.failure is not None:
+            raise self.failure
 
     # -- the session's reader thread (and the walking thread) ------------------------------------
     def _on_reply(self, job: _Job, reply: EngineReply, lost: bool) -> None:
@@ -317,13 +332,17 @@ class Pipeline:
             finding = Finding(
                 job.path, FileVerdict.ERROR, reason=Reason.ENGINE_ERROR, detail=repr(exc)
             )
-        self._finish(job.fd, job.size, job.path, finding, job.sha256)
-        with self.lock:
-            self.jobs.discard(job)
-            if job.reserved:
-                self.large_in_flight -= job.reserved
-            if job.reserved or self.draining or len(self.jobs) <= self.refill_at:
-                self.lock.notify_all()
+        try:
+            self._finish(job.fd, job.size, job.path, finding, job.sha256)
+        except Exception as exc:  # a bug of ours: kept for the scan to fail, the job still ends
+            self.failure = self.failure or exc
+        finally:
+            with self.lock:
+                self.jobs.discard(job)
+                if job.reserved:
+                    self.large_in_flight -= job.reserved
+                if job.reserved or self.draining or len(self.jobs) <= self.refill_at:
+                    self.lock.notify_all()
 
     def _with_hash(self, job: _Job, finding: Finding) -> Finding:
         """The finding with the sha256 and length of the file, read from the fd clamd scanned."""

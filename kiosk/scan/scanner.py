@@ -105,6 +105,9 @@ class Scanner:
             )
         try:
             return self._scan_root(root_fd, report_id, started, info, on_progress, cancel, records)
+        except Exception as exc:  # a bug of ours ends as an error verdict: never green, no crash
+            detail = f"internal error: {exc!r}"[:500]
+            return Report.failed(report_id, started, Reason.SCAN_ERRORS, detail, info, __version__)
         finally:
             os.close(root_fd)
 
@@ -163,8 +166,9 @@ class Scanner:
             hash_all=records is not None,
         )
         root_broken = False
+        entries = walker.walk()
         try:
-            for entry in walker.walk():
+            for entry in entries:
                 if entry.kind is not Kind.REGULAR:
                     if entry.path == b"":
                         root_broken = True
@@ -174,11 +178,19 @@ class Scanner:
                 if cancel.is_set():
                     os.close(entry.fd)
                     break
-                tally.saw(entry.size)
+                try:
+                    tally.saw(entry.size)
+                except BaseException:
+                    os.close(entry.fd)  # not the pipeline's yet
+                    raise
                 pipeline.submit(entry)
         finally:
-            pipeline.drain()
-            counter.join()
+            entries.close()  # its directory descriptors, now rather than when collected
+            try:
+                pipeline.drain()
+            finally:
+                pipeline.session.close()  # drained or not, no reader thread is left behind
+                counter.join()
         finished = utcnow()
         findings = sorted(tally.findings, key=lambda f: (f.rank, f.path))
         verdict, reason = tree_verdict(findings)

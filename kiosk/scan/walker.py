@@ -18,7 +18,7 @@ import os
 import resource
 import stat
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
@@ -124,7 +124,7 @@ class Walker:
                 size += entry.size
         return Totals(files=files, bytes=size, entries=self.entries)
 
-    def walk(self, *, open_files: bool = True) -> Iterator[Entry]:
+    def walk(self, *, open_files: bool = True) -> Generator[Entry, None, None]:
         """Yield every entry below the root; regular files come with an open fd if asked."""
         self.entries = 0
         self.truncated = False

@@ -326,3 +326,38 @@ def test_the_window_is_filled_never_overfilled(tmp_path, clamd, monkeypatch, wor
     assert len(in_flight) == 301
     assert max(in_flight) <= workers
     assert in_flight.count(workers) > 1  # the window was full, and filled again
+
+
+@pytest.mark.parametrize("where", ["walking", "replying"])
+def test_a_bug_of_ours_mid_scan_is_an_error_verdict_not_a_crash(
+    tmp_path, clamd, monkeypatch, where
+):
+    # Fail closed at the boundary: whatever breaks inside the scan (here a tally that raises,
+    # in the walking thread or in the session's reader thread), scan() returns an `error`
+    # report, closes every file it opened and leaves no thread behind.
+    from kiosk.scan.tally import Tally
+
+    tree = tmp_path / "cle"
+    _many_files(tree, count=200, size=1000)
+    method = "saw" if where == "walking" else "add"
+    real = getattr(Tally, method)
+    calls = []
+
+    def breaks(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 50:
+            raise RuntimeError("bug")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Tally, method, breaks)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    threads_before = threading.active_count()
+    cfg = _config(clamd.socket, file_timeout=3.0)
+    report = Scanner(cfg).scan(tree)
+    assert (report.verdict, report.reason) == (TreeVerdict.ERROR, Reason.SCAN_ERRORS)
+    assert "RuntimeError('bug')" in (report.detail or "")
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == threads_before
+    assert len(os.listdir("/proc/self/fd")) == fds_before

@@ -9,7 +9,8 @@ Station to screen (`type`):
   hello     {station_id, software_version, protocol}                      first line on connect
   health    {ok, problems: [code], engine_version, signatures_version, signatures_date,
              selftest_at, selftest_ok, server_link: "ok"|"down"|"off", outbox_backlog}
-  session   {session_id, state: State, device: DeviceInfo dict | null, queued: int}
+  session   {session_id, state: State, device: DeviceInfo dict | null, queued: int,
+             rescan: bool}   rescan: scanning again after delete_infected (until its verdict)
   progress  {session_id, files_done, files_total, bytes_done, bytes_total, current, eta_s}
   verdict   {session_id, report_id, scan_code, verdict, reason, files_total, counts,
              findings: [Finding dict] (at most MAX_FINDINGS), findings_total, delete: "never"|
@@ -22,7 +23,8 @@ Station to screen (`type`):
             session, nothing was read; its report is already in the outbox. A short notice.
   ack       {cmd, ok, error: code | null}
 On connect the station sends hello, health, then the latest session/progress/verdict of every live
-session, so a screen that reconnects catches up at once. Progress is sent at most ~10 times a
+session, so a screen that reconnects catches up at once (no verdict line while a session deletes
+and scans again: the last one is being replaced). Progress is sent at most ~10 times a
 second per session; a slow screen loses intermediate progress lines, never the others (a screen
 that lets ~1,000 other lines pile up is disconnected; it reconnects and catches up).
 

@@ -32,6 +32,7 @@ from kiosk.station.device import Kind, Volume, stick_info
 journal = logging.getLogger("kiosk.station.journal")
 
 PROGRESS_INTERVAL = 0.1  # seconds: at most ~10 progress lines a second per session
+_JUDGED = (State.VERDICT, State.WAITING_REMOVAL, State.ENDED)  # the report is the current one
 
 
 @dataclass(eq=False)
@@ -78,6 +79,10 @@ class Session:
         """Return the device as the report and the screens see it."""
         return self.device or stick_info(self.volumes)
 
+    def rescanning(self) -> bool:
+        """Tell whether the stick is being scanned again after the delete flow."""
+        return bool(self.pending_actions) and self.state not in _JUDGED
+
     def session_event(self) -> bytes:
         """Return the `session` line of the current state."""
         return event(
@@ -86,6 +91,7 @@ class Session:
             state=str(self.state),
             device=self.info().to_dict(),
             queued=self.queued,
+            rescan=self.rescanning(),
         )
 
     def verdict_event(self) -> bytes | None:
@@ -114,7 +120,9 @@ class Session:
         lines = [self.session_event()]
         if self.last_progress is not None and self.state in (State.SCANNING, State.PREFLIGHT):
             lines.append(self.last_progress)
-        verdict = self.verdict_event()
+        # While deleting and scanning again, the last verdict is the one being replaced: a
+        # screen connecting then must show the new scan, not the old result.
+        verdict = self.verdict_event() if self.state in _JUDGED else None
         if verdict is not None:
             lines.append(verdict)
         return lines

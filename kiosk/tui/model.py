@@ -218,6 +218,8 @@ class StationModel:
             if session.state == State.DELETING:
                 session.rescanning = True
                 session.progress = None
+            elif message.get("rescan") is True:
+                session.rescanning = True  # a screen that connected after the delete started
             if session.state == State.ENDED:
                 self._end(session, now)
         elif kind == EventType.PROGRESS:

@@ -166,3 +166,47 @@ def test_a_session_waits_only_for_partitions_it_lacks() -> None:
     assert Session(stick="s", volumes=[table, p1, p2]).settled()
     assert not Session(stick="s", volumes=[p1]).settled()  # a partition before its disk
     assert not Session(stick="s", volumes=[unknown, p1, p2]).settled()  # count unknown: wait
+
+
+def test_a_screen_connecting_during_the_rescan_shows_the_rescan_not_the_old_verdict() -> None:
+    import dataclasses
+    import uuid
+
+    from kiosk.models import Action, Reason, Report, TreeVerdict, utcnow
+    from kiosk.protocol import State, decode
+    from kiosk.station.session import Session
+    from kiosk.tui.model import StationModel
+    from kiosk.tui.view import Context, Kind, build
+    from kiosk.tui.words import Words
+
+    failed = Report.failed(uuid.uuid4().hex, utcnow(), Reason.SCAN_ERRORS, "x")
+    old = dataclasses.replace(failed, verdict=TreeVerdict.INFECTED)
+    stick = Session(stick="s", volumes=[], report=old, delete_policy="offer")
+    stick.pending_actions = (Action(kind="delete_infected", at=utcnow(), ok=True),)
+    stick.state = State.SCANNING
+    stick.last_progress = (
+        b'{"v":1,"type":"progress","session_id":"%s","files_done":1,"files_total":4,'
+        b'"bytes_done":10,"bytes_total":40,"current":null,"eta_s":3}\n' % stick.session_id.encode()
+    )
+
+    def shown() -> tuple[Kind, float | None]:
+        model = StationModel()
+        model.set_connected(True, 0.0)
+        hello = {"type": "hello", "station_id": "k", "software_version": "0", "protocol": 1}
+        model.apply(hello, 0.0)
+        for line in stick.snapshot():
+            model.apply(decode(line), 0.0)
+        spec = build(model, Context(words=Words("fr"), contact="IT", now=1.0))
+        return spec.kind, spec.progress
+
+    types = [decode(line)["type"] for line in stick.snapshot()]
+    assert types == ["session", "progress"]  # the old verdict is being replaced: not sent
+    assert decode(stick.snapshot()[0])["rescan"] is True
+    assert shown() == (Kind.DELETING, 0.25)
+    # Judged again: the new verdict is sent and shown, and the session is no longer a rescan.
+    new = uuid.uuid4().hex
+    stick.report = dataclasses.replace(old, report_id=new, verdict=TreeVerdict.CLEAN, reason=None)
+    stick.state = State.VERDICT
+    assert [decode(line)["type"] for line in stick.snapshot()] == ["session", "verdict"]
+    assert decode(stick.snapshot()[0])["rescan"] is False
+    assert shown()[0] == Kind.CLEAN

@@ -173,27 +173,33 @@ def test_a_screen_connecting_during_the_rescan_shows_the_rescan_not_the_old_verd
     import uuid
 
     from kiosk.models import Action, Reason, Report, TreeVerdict, utcnow
-    from kiosk.protocol import State, decode
+    from kiosk.protocol import EventType, State, decode, event
     from kiosk.station.session import Session
     from kiosk.tui.model import StationModel
     from kiosk.tui.view import Context, Kind, build
     from kiosk.tui.words import Words
+    from tests.tui.fake_station import hello
 
     failed = Report.failed(uuid.uuid4().hex, utcnow(), Reason.SCAN_ERRORS, "x")
     old = dataclasses.replace(failed, verdict=TreeVerdict.INFECTED)
     stick = Session(stick="s", volumes=[], report=old, delete_policy="offer")
     stick.pending_actions = (Action(kind="delete_infected", at=utcnow(), ok=True),)
     stick.state = State.SCANNING
-    stick.last_progress = (
-        b'{"v":1,"type":"progress","session_id":"%s","files_done":1,"files_total":4,'
-        b'"bytes_done":10,"bytes_total":40,"current":null,"eta_s":3}\n' % stick.session_id.encode()
+    stick.last_progress = event(
+        EventType.PROGRESS,
+        session_id=stick.session_id,
+        files_done=1,
+        files_total=4,
+        bytes_done=10,
+        bytes_total=40,
+        current=None,
+        eta_s=3,
     )
 
     def shown() -> tuple[Kind, float | None]:
         model = StationModel()
         model.set_connected(True, 0.0)
-        hello = {"type": "hello", "station_id": "k", "software_version": "0", "protocol": 1}
-        model.apply(hello, 0.0)
+        model.apply(hello(), 0.0)
         for line in stick.snapshot():
             model.apply(decode(line), 0.0)
         spec = build(model, Context(words=Words("fr"), contact="IT", now=1.0))

@@ -14,10 +14,12 @@ from kiosk.config import Config, load_config
 from kiosk.delivery.client import ServerClient
 from kiosk.delivery.health import read_health, software_version
 from kiosk.delivery.shipper import Shipper
-from kiosk.errors import DeliveryError, OutboxError
+from kiosk.errors import ConfigError, DeliveryError, OutboxError
 from kiosk.station.outbox import Outbox  # sqlite3 only: no pyudev, no clamd
 
 log = logging.getLogger("kiosk.ship")
+
+CONFIG_POLL = 5.0  # seconds between two looks at a configuration file that does not load
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,14 +74,27 @@ def open_outbox(path: Path, stop: threading.Event, every: float) -> Outbox | Non
     return None
 
 
+def wait_for_config(path: str | None, stop: threading.Event, every: float) -> Config | None:
+    """Return the configuration, waiting while it does not load (None if stopped first).
+
+    An exit would have systemd start the shipper again every few seconds, forever; the station
+    waits the same way (kiosk.station.unconfigured) and its screen tells the teacher to call IT.
+    """
+    reported = None
+    while not stop.is_set():
+        try:
+            return load_config(path)
+        except ConfigError as exc:
+            if str(exc) != reported:  # once per distinct error, not once every `every` seconds
+                log.error("configuration error: %s; waiting for a valid one", exc)
+                reported = str(exc)
+            stop.wait(every)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Deliver until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = load_config(args.config)
-    ship = config.shipper
-    if not ship.server_url:
-        log.info("no server_url configured: reports stay on this kiosk")
-        return 0
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -87,6 +102,14 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    config = wait_for_config(args.config, stop, CONFIG_POLL)
+    if config is None:
+        return 0
+    ship = config.shipper
+    if not ship.server_url:
+        # Exit 0 and stay stopped (the unit restarts on failure only): nothing to deliver to.
+        log.info("no server_url configured: reports stay on this kiosk")
+        return 0
     token = wait_for_token(Path(ship.token_file), stop, ship.backoff_max)
     if token is None:
         return 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import threading
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -178,9 +182,41 @@ def test_the_shipper_waits_for_an_outbox_it_cannot_open_yet(tmp_path: Path) -> N
     box.close()
 
 
-def test_ship_without_a_server_keeps_reports_local(tmp_path: Path) -> None:
+@pytest.fixture
+def keep_signals() -> Iterator[None]:
+    """`kiosk ship` run in-process installs its SIGTERM and SIGINT handlers: put ours back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_ship_without_a_server_keeps_reports_local(tmp_path: Path, keep_signals: None) -> None:
     from kiosk.cli import main
 
     config = tmp_path / "kiosk.toml"
     config.write_text('[shipper]\nserver_url = ""\n')
     assert main(["ship", "--config", str(config)]) == 0
+
+
+def test_ship_waits_for_a_configuration_that_loads(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    keep_signals: None,
+) -> None:
+    """A broken file is waited for (one log line), not exited on: systemd would loop on it."""
+    from kiosk.cli import main
+    from kiosk.delivery import command
+
+    monkeypatch.setattr(command, "CONFIG_POLL", 0.05)
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[shipper]\nserver_url = 1\n")  # a type error: does not load
+    fixed = threading.Timer(0.5, lambda: config.write_text('[shipper]\nserver_url = ""\n'))
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="kiosk.ship"):
+        fixed.start()
+        assert main(["ship", "--config", str(config)]) == 0
+    assert time.monotonic() - started >= 0.5  # it waited for the fix
+    errors = [r for r in caplog.records if "configuration error" in r.getMessage()]
+    assert len(errors) == 1, errors  # ten looks at the same broken file, one line

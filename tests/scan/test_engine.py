@@ -16,6 +16,7 @@ from kiosk.errors import EngineError
 from kiosk.models import FileVerdict, Reason, TreeVerdict
 from kiosk.scan.clamd import ReplyKind, parse_reply, parse_version
 from kiosk.scan.engine import Engine
+from kiosk.scan.pipeline import Pipeline
 from kiosk.scan.scanner import Scanner
 from kiosk.scan.session import ClamdSession
 from tests.support import trees
@@ -310,21 +311,35 @@ def test_the_window_is_filled_never_overfilled(tmp_path, clamd, monkeypatch, wor
     # window must still be reached, never exceeded, and every file answered.
     tree = tmp_path / "cle"
     _many_files(tree, count=300, size=2000)
-    in_flight: list[int] = []
-    real_send = ClamdSession.send
+    in_flight: list[int] = []  # files the pipeline holds, each time it takes one more
+    at_clamd: list[int] = []  # requests clamd has not answered yet, after each send
+    real_take, real_send = Pipeline._take_slot, ClamdSession.send
+
+    def take(pipeline, job):
+        real_take(pipeline, job)
+        with pipeline.lock:
+            in_flight.append(len(pipeline.jobs))
 
     def send(session, fd, callback):
-        request = real_send(session, fd, callback)
+        def slow(reply, lost):
+            # The reader lags behind the walker, as clamd does on a stick of real files: the
+            # window fills whatever else the machine is doing (clamd idle on 2 KB files could
+            # answer about as fast as this process sends, and the window rarely filled).
+            time.sleep(0.002)
+            callback(reply, lost)
+
+        request = real_send(session, fd, slow)
         with request.connection.lock:
-            in_flight.append(len(request.connection.pending))
+            at_clamd.append(len(request.connection.pending))
         return request
 
+    monkeypatch.setattr(Pipeline, "_take_slot", take)
     monkeypatch.setattr(ClamdSession, "send", send)
     report = Scanner(_config(clamd.socket, workers=workers)).scan(tree)
     assert report.verdict is TreeVerdict.INFECTED
     assert report.counts == {"clean": 300, "infected": 1}
-    assert len(in_flight) == 301
-    assert max(in_flight) <= workers
+    assert len(in_flight) == len(at_clamd) == 301
+    assert max(in_flight) <= workers and max(at_clamd) <= workers
     assert in_flight.count(workers) > 1  # the window was full, and filled again
 
 

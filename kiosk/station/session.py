@@ -94,6 +94,21 @@ class Session:
             rescan=self.rescanning(),
         )
 
+    def progress_event(self, progress: Any) -> bytes:
+        """Return a `progress` line for the scanner's *progress*, and keep it for snapshots."""
+        line = event(
+            EventType.PROGRESS,
+            session_id=self.session_id,
+            files_done=progress.files_done,
+            files_total=progress.files_total,
+            bytes_done=progress.bytes_done,
+            bytes_total=progress.bytes_total,
+            current=progress.current,
+            eta_s=None if progress.eta_s is None else round(progress.eta_s, 1),
+        )
+        self.last_progress = line
+        return line
+
     def verdict_event(self) -> bytes | None:
         """Return the `verdict` line, once there is a report."""
         report = self.report

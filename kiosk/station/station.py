@@ -1,4 +1,5 @@
-"""The station daemon: sticks from a source, sessions, the outbox, health, the event socket.
+"""The station daemon: sticks from a source, sessions, the outbox, the event socket; health is
+kept by kiosk.station.monitor.
 
 API for other parts (e.g. `kiosk demo`, which runs the station in-process next to the UI)::
 
@@ -22,10 +23,8 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,11 @@ from kiosk.config import Config
 from kiosk.errors import OutboxError
 from kiosk.models import Reason, Report, TreeVerdict, new_report_id, utcnow
 from kiosk.protocol import PROTOCOL_VERSION, Command, EventType, State, event
-from kiosk.station import health as health_mod
 from kiosk.station import refused
 from kiosk.station.device import Action, DeviceEvent, stick_info
 from kiosk.station.events import EventHub
-from kiosk.station.health import Health, ScanEngine
+from kiosk.station.health import ScanEngine
+from kiosk.station.monitor import Monitor
 from kiosk.station.mount import clear_stale, mountable
 from kiosk.station.outbox import Outbox, outbox_path
 from kiosk.station.scanning import StickScan, delete_infected, failed_report
@@ -83,11 +82,6 @@ class Station:
         self.outbox = outbox or Outbox(
             outbox_path(config), group=self.settings.outbox_group or None
         )
-        self.health_path = (
-            Path(config.shipper.health_file)
-            if config.shipper.health_file
-            else Path(self.settings.data_dir) / "health.json"
-        )
         self.socket_path = socket_path or Path(self.settings.event_socket)
         self.hub = EventHub(self._snapshot, self._command)
         self.stick_scan = StickScan(
@@ -97,7 +91,7 @@ class Station:
             on_mounted=lambda session: self._set_state(session, State.PREFLIGHT),
             on_progress=self._progress,
         )
-        self.health = Health()
+        self.monitor = Monitor(config, self.scanner, self.outbox, self.hub.publish)
         self.sessions: dict[str, Session] = {}  # by session_id
         self.ready = asyncio.Event()
         self.recovered: list[Report] = []
@@ -108,8 +102,6 @@ class Station:
         self._waiting: list[Session] = []
         self._busy = 0
         self._owns_outbox = outbox is None
-        self._health_wake = asyncio.Event()
-        self._health_changed = asyncio.Event()
         self.refused_spools = (
             refused.spool_dirs(config) if refused_spools is None else refused_spools
         )
@@ -128,8 +120,7 @@ class Station:
         tasks = [
             asyncio.create_task(self._watch_source(), name="source"),
             asyncio.create_task(self._refused_loop(), name="usb-refused"),
-            asyncio.create_task(self._health_loop(), name="health"),
-            asyncio.create_task(self._health_file_loop(), name="health-file"),
+            *self.monitor.start(),
         ]
         self.ready.set()
         try:
@@ -162,7 +153,7 @@ class Station:
         )
 
     def _snapshot(self) -> list[bytes]:
-        lines = [self._hello(), self.health.to_event()]
+        lines = [self._hello(), self.monitor.health.to_event()]
         for session in self.sessions.values():
             lines += session.snapshot()
         return lines
@@ -172,11 +163,6 @@ class Station:
         self.hub.publish(session.session_event(), session_id=session.session_id)
         for listener in self.listeners:
             listener(session)
-
-    def _set_health(self, health: Health) -> None:
-        self.health = health
-        self.hub.publish(health.to_event())
-        self._health_changed.set()
 
     # -- devices ---------------------------------------------------------------------------
     async def _watch_source(self) -> None:
@@ -252,7 +238,7 @@ class Station:
                 )
             )
         if reports:
-            await self._refresh_backlog()
+            await self.monitor.refresh_backlog()
 
     # -- one session -----------------------------------------------------------------------
     async def _run_session(self, session: Session) -> None:
@@ -323,12 +309,11 @@ class Station:
             )
         except OutboxError as exc:
             log.error("new session refused: %s", exc)
-            self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
+            self.monitor.outbox_full(True)
             refused = failed_report(report_id, started, Reason.OUTBOX_FULL, str(exc))
             await self._finish(session, refused, commit=False)
             return
-        if health_mod.OUTBOX_FULL in self.health.problems:
-            self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, False))
+        self.monitor.outbox_full(False)
         self._set_state(session, State.MOUNTING)
         try:
             report = await self.stick_scan.run(session, report_id, started)
@@ -345,17 +330,7 @@ class Station:
             self._set_state(session, State.SCANNING)
         if session.state is not State.SCANNING:
             return
-        line = event(
-            EventType.PROGRESS,
-            session_id=session.session_id,
-            files_done=progress.files_done,
-            files_total=progress.files_total,
-            bytes_done=progress.bytes_done,
-            bytes_total=progress.bytes_total,
-            current=progress.current,
-            eta_s=None if progress.eta_s is None else round(progress.eta_s, 1),
-        )
-        session.last_progress = line
+        line = session.progress_event(progress)
         self.hub.publish(line, session_id=session.session_id, progress=True)
 
     async def _finish(self, session: Session, report: Report, *, commit: bool = True) -> None:
@@ -375,13 +350,13 @@ class Station:
                 session.committed_at = time.monotonic()
             except OutboxError as exc:
                 log.error("report not stored: %s", exc)
-                self._set_health(self.health.with_problem(health_mod.OUTBOX_FULL, True))
+                self.monitor.outbox_full(True)
                 report = dataclasses.replace(
                     report, verdict=TreeVerdict.ERROR, reason=Reason.OUTBOX_FULL, detail=str(exc)
                 )
         session.report = report
         if report.reason in _ENGINE_REASONS:
-            self._health_wake.set()  # the engine failed a session: re-check health now
+            self.monitor.recheck()  # the engine failed a session: re-check health now
         infected = bool(infected_paths(report))
         # Never write to a damaged filesystem (kiosk.station.session.stick_damaged says why).
         session.damaged = stick_damaged(report, session.unclean_mount)
@@ -393,7 +368,7 @@ class Station:
         verdict = session.verdict_event()
         assert verdict is not None
         self.hub.publish(verdict, session_id=session.session_id)
-        await self._refresh_backlog()
+        await self.monitor.refresh_backlog()
 
     async def _after_verdict(self, session: Session) -> None:
         if session.delete_policy == "always" and not session.removed.is_set():
@@ -451,46 +426,6 @@ class Station:
         session.delete_asked.set()
         return ack(name, None)
 
-    # -- health ----------------------------------------------------------------------------
-    async def _refresh_backlog(self) -> None:
-        try:
-            backlog = await asyncio.to_thread(self.outbox.backlog)
-            oldest = await asyncio.to_thread(self.outbox.oldest_pending)
-        except OutboxError:
-            return
-        link = server_link(self.config, oldest)
-        if (backlog, link) != (self.health.outbox_backlog, self.health.server_link):
-            self._set_health(
-                dataclasses.replace(self.health, outbox_backlog=backlog, server_link=link)
-            )
-
-    async def _health_file_loop(self) -> None:
-        # For the shipper's heartbeats: on every change, and at least every minute. The shipper
-        # drains the outbox from another process: the backlog is looked at here too.
-        while True:
-            await self._refresh_backlog()
-            try:
-                await asyncio.to_thread(
-                    health_mod.write_health_file, self.health_path, self.health, __version__
-                )
-            except OSError as exc:
-                log.warning("cannot write %s: %s", self.health_path, exc)
-            await wait_event(self._health_changed, HEALTH_FILE_EVERY)
-            self._health_changed.clear()
-
-    async def _health_loop(self) -> None:
-        while True:
-            checked = await asyncio.to_thread(health_mod.selftest, self.scanner, self.health)
-            if health_mod.OUTBOX_FULL in checked.problems and _has_room(self.outbox.path):
-                checked = checked.with_problem(health_mod.OUTBOX_FULL, False)
-            self._set_health(checked)
-            await self._refresh_backlog()
-            if not checked.ok:
-                log.warning("station out of service: %s", ", ".join(sorted(checked.problems)))
-            delay = self.settings.selftest_interval if checked.ok else self.settings.health_retry
-            await wait_event(self._health_wake, delay)
-            self._health_wake.clear()
-
 
 _ENGINE_REASONS = frozenset(
     {
@@ -501,31 +436,6 @@ _ENGINE_REASONS = frozenset(
         Reason.ENGINE_LOST,
     }
 )
-
-
-def server_link(config: Config, oldest_pending: datetime | None) -> str:
-    """Tell the screens how delivery goes: off (no server), ok, or down (reports stuck).
-
-    The shipper runs in another process and says nothing to the station; a report that waited
-    longer than twice the shipper's longest backoff is the sign that the link is down.
-    """
-    if not config.shipper.server_url:
-        return "off"
-    if oldest_pending is None:
-        return "ok"
-    waited = (utcnow() - oldest_pending).total_seconds()
-    return "down" if waited > 2 * config.shipper.backoff_max + 60 else "ok"
-
-
-HEALTH_FILE_EVERY = 60.0  # seconds: the shipper treats an older file as stale
-
-
-def _has_room(path: Path, need: int = 4 << 20) -> bool:
-    try:
-        stats = os.statvfs(path.parent)
-    except OSError:
-        return False
-    return stats.f_bavail * stats.f_frsize >= need
 
 
 def _ack(name: Any, error: str | None, session_id: str | None = None) -> bytes:

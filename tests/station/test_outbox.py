@@ -204,7 +204,7 @@ def test_outbox_path_follows_the_shippers_setting() -> None:
 
 def test_oldest_pending_and_the_server_link_it_implies(tmp_path: Path) -> None:
     from kiosk.config import Config
-    from kiosk.station.station import server_link
+    from kiosk.station.monitor import server_link
 
     box = Outbox(tmp_path / "outbox.db")
     assert box.oldest_pending() is None

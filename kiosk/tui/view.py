@@ -12,12 +12,11 @@ from datetime import datetime
 from kiosk.models import Reason
 from kiosk.names import display_name
 from kiosk.protocol import State
+from kiosk.tui import lines
 from kiosk.tui.model import Refused, Session, StationModel, Verdict
 from kiosk.tui.spec import Action, Button, Context, Kind, Spec, Tone
 
 __all__ = ["Action", "Button", "Context", "Kind", "Spec", "Tone", "build"]
-
-MAX_FINDINGS_SHOWN = 6
 
 # The station's health before its first self-test (kiosk.station.health.SELFTEST_PENDING; the
 # screen does not import the station).
@@ -175,7 +174,7 @@ def _interrupted(ctx: Context, session: Session) -> Spec:
         caption=_("SCAN NOT FINISHED"),
         lead=ctx.words.tree_reason(verdict.reason if verdict else Reason.DEVICE_REMOVED),
         lines=(_("This stick is NOT verified. Insert it again to scan it."),),
-        footer=_scan_code(ctx, verdict),
+        footer=lines.scan_code(ctx, verdict),
         session_id=session.session_id,
     )
 
@@ -207,7 +206,7 @@ def _session_screen(session: Session, ctx: Context) -> Spec:
             lines=()
             if verdict.verdict == "clean"
             else (_("Remember: this stick is not safe to use."),),
-            footer=_scan_code(ctx, verdict),
+            footer=lines.scan_code(ctx, verdict),
             session_id=session.session_id,
         )
     if session.confirming_delete:
@@ -218,19 +217,19 @@ def _session_screen(session: Session, ctx: Context) -> Spec:
 def _scanning(session: Session, ctx: Context) -> Spec:
     _ = ctx.words._
     progress = session.progress
-    lines: list[str] = []
+    said: list[str] = []
     fraction = 0.0
     current = None
     if progress is not None:
         fraction = progress.fraction
         if progress.files_total:
-            lines.append(
+            said.append(
                 _("{done} / {total} files").format(
                     done=progress.files_done, total=progress.files_total
                 )
             )
         if progress.eta_s is not None:
-            lines.append(ctx.words.duration(progress.eta_s))
+            said.append(ctx.words.duration(progress.eta_s))
         if progress.current:
             name = display_name(progress.current, max_chars=max(10, ctx.width - 8))
             current = (_("Current file:"), name)
@@ -240,7 +239,7 @@ def _scanning(session: Session, ctx: Context) -> Spec:
         tone=Tone.CALM,
         big=f"{percent} %",
         caption=_("SCANNING - do not remove the stick"),
-        lines=tuple(lines),
+        lines=tuple(said),
         progress=fraction,
         current=current,
         session_id=session.session_id,
@@ -275,7 +274,7 @@ def _confirm_delete(session: Session, verdict: Verdict, ctx: Context) -> Spec:
         ).format(n=count),
         lead=_("Only the infected files listed here are deleted. Your other files are kept."),
         lines=(_("The stick is then scanned again to check it."),),
-        findings=_findings(verdict, ctx, infected_only=True),
+        findings=lines.findings_rows(verdict, ctx, infected_only=True),
         buttons=(
             Button(Action.CONFIRM_DELETE, _("Yes, delete them")),
             Button(Action.CANCEL_DELETE, _("Cancel"), default=True),
@@ -289,8 +288,8 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
     reason = verdict.reason
     done = _("Done")
     dismiss = Button(Action.DISMISS, done, default=True)
-    footer = _scan_code(ctx, verdict)
-    outcome = _deletion_outcome(session, verdict, ctx)
+    footer = lines.scan_code(ctx, verdict)
+    outcome = lines.deletion_outcome(session, verdict, ctx)
     remove = _("You can remove your USB stick.")
     if verdict.verdict == "clean":
         return Spec(
@@ -327,11 +326,11 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
             lead=_("Do not use this stick. Tell {contact}.").format(contact=ctx.contact),
             lines=(
                 *outcome,
-                *_refused(session, ctx),
-                *_also(verdict, ctx, infected),
-                *_damaged(verdict, ctx, infected),
+                *lines.refused_note(session, ctx),
+                *lines.also_found(verdict, ctx, infected),
+                *lines.damaged_note(verdict, ctx, infected),
             ),
-            findings=_findings(verdict, ctx),
+            findings=lines.findings_rows(verdict, ctx),
             after=(_("Remove your USB stick."),),
             buttons=buttons,
             footer=footer,
@@ -363,7 +362,7 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
         caption=_("SCAN NOT FINISHED") if interrupted else _("CANNOT BE VERIFIED"),
         lead=ctx.words.tree_reason(reason),
         lines=outcome,
-        findings=_findings(verdict, ctx),
+        findings=lines.findings_rows(verdict, ctx),
         after=(
             _("This stick is not guaranteed safe. Tell {contact}.").format(contact=ctx.contact),
         ),
@@ -375,84 +374,3 @@ def _result(session: Session, verdict: Verdict, ctx: Context) -> Spec:
 
 def _with_session(spec: Spec, session: Session) -> Spec:
     return replace(spec, session_id=session.session_id, buttons=())
-
-
-def _deletion_outcome(session: Session, verdict: Verdict, ctx: Context) -> tuple[str, ...]:
-    _ = ctx.words._
-    action = verdict.deletion
-    if action is None:
-        return ()
-    if action.ok and action.rescan_verdict == "clean":
-        return (_("The infected files were deleted and the stick was scanned again: clean."),)
-    if action.ok:
-        return (_("The infected files were deleted, but the new scan is not clean."),)
-    return (_("The infected files could NOT be deleted."),)
-
-
-def _also(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
-    """The other findings of a virus or danger screen, each kind counted apart from the caption."""
-    n_ = ctx.words.n_
-    lines: list[str] = []
-    dangerous = verdict.count("suspicious") if infected else 0
-    if dangerous:
-        lines.append(
-            n_("{n} other file is dangerous.", "{n} other files are dangerous.", dangerous).format(
-                n=dangerous
-            )
-        )
-    unchecked = verdict.count("error") + verdict.count("unverifiable")
-    if unchecked:
-        shown = [f for f in verdict.findings if f.verdict in ("error", "unverifiable")]
-        # "Could not be read" only when every one of them is known to be a read error.
-        unread = len(shown) == unchecked and all(f.reason == Reason.READ_ERROR for f in shown)
-        said = (
-            n_("{n} file could not be read.", "{n} files could not be read.", unchecked)
-            if unread
-            else n_("{n} file could not be checked.", "{n} files could not be checked.", unchecked)
-        )
-        lines.append(said.format(n=unchecked))
-    return tuple(lines)
-
-
-def _damaged(verdict: Verdict, ctx: Context, infected: bool) -> tuple[str, ...]:
-    """Why there is no delete button on a virus screen: the station never writes to a damaged
-    filesystem (kiosk.station.session.stick_damaged)."""
-    if not (infected and verdict.damaged):
-        return ()
-    return (
-        # The line above already names whom to tell ({contact}); one contact per screen.
-        ctx.words._("This stick is damaged: the infected files cannot be deleted here."),
-    )
-
-
-def _refused(session: Session, ctx: Context) -> tuple[str, ...]:
-    if session.delete_refused is None:
-        return ()
-    return (ctx.words._("The station refused to delete the files."),)
-
-
-def _findings(
-    verdict: Verdict, ctx: Context, infected_only: bool = False
-) -> tuple[tuple[str, str], ...]:
-    rows = [f for f in verdict.findings if not infected_only or f.verdict == "infected"]
-    shown: list[tuple[str, str]] = []
-    for finding in rows[:MAX_FINDINGS_SHOWN]:
-        why = ctx.words.file_reason(
-            finding.reason,
-            display_name(finding.threat, max_chars=40) if finding.threat else None,
-            finding.verdict,
-        )
-        # The widget puts the reason under the name when both do not fit on one line.
-        shown.append((display_name(finding.path, max_chars=max(12, ctx.width - 4)), why))
-    total = verdict.count("infected") if infected_only else verdict.findings_total
-    hidden = total - len(shown)
-    if hidden > 0:
-        more = ctx.words.n_("... and {n} more file", "... and {n} more files", hidden)
-        shown.append((more.format(n=hidden), ""))
-    return tuple(shown)
-
-
-def _scan_code(ctx: Context, verdict: Verdict | None) -> str:
-    if verdict is None or not verdict.scan_code:
-        return ""
-    return ctx.words._("Scan code: {code}").format(code=display_name(verdict.scan_code, 20))

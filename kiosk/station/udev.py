@@ -21,7 +21,7 @@ from typing import Any
 import pyudev
 
 from kiosk.station.device import Action, DeviceEvent, Volume, accepts
-from kiosk.station.mount import is_in_use
+from kiosk.station.mountinfo import is_in_use
 from kiosk.station.source import DeviceSource
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from kiosk.station.mount import (
     StickMount,
     helper_detail,
     is_readonly,
-    mounts,
 )
+from kiosk.station.mountinfo import mounts
 from kiosk.station.source import block_volume, path_volume
 from tests.station.conftest import needs_root
 from tests.station.helpers import Loops, make_image, mounts_under, sh

@@ -48,6 +48,10 @@ def udev_decode(value: str) -> str:
     return escape_name(bytes(raw))
 
 
+def _number(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
 def _clean(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -72,6 +76,9 @@ class Volume:
     serial: str | None = None
     size: int | None = None  # bytes; 0 means no medium (a card reader without card, a freed loop)
     partitions: int | None = None  # a disk with a partition table: how many the kernel made
+    # The kernel's disk sequence number (DISKSEQ, Linux 5.15+): a new one for every disk that
+    # appears, so a stick plugged where another was (same port, same sys path) is told apart.
+    diskseq: int | None = None
 
     @classmethod
     def from_properties(
@@ -106,7 +113,15 @@ class Volume:
             serial=_clean(props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL")),
             size=None if size_sectors is None else size_sectors * 512,
             partitions=partitions if kind is Kind.DISK else None,
+            diskseq=_number(props.get("DISKSEQ")),
         )
+
+    def same_stick(self, other: Volume) -> bool:
+        """Tell whether *other* is on this volume's stick: the same place and, when both know
+        it, the same disk there (not a new stick in the port the old one left)."""
+        if self.stick != other.stick and self.key != other.key:
+            return False
+        return self.diskseq is None or other.diskseq is None or self.diskseq == other.diskseq
 
     @property
     def has_medium(self) -> bool:

@@ -48,11 +48,25 @@ def block_size(node: str) -> int | None:
     return int(sectors) * 512
 
 
+def read_diskseq(disk: str) -> int | None:
+    """Return the kernel's sequence number of the disk at sys path *disk* (None if unknown)."""
+    try:
+        return int(Path(disk, "diskseq").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def volume_present(volume: Volume) -> bool:
-    """Tell whether a volume is still there: a block device with a medium, or an existing path."""
+    """Tell whether a volume is still there: a block device with a medium, or an existing path.
+
+    A block device must also be the same disk: when a stick's removal went unseen and another
+    took its port, its node and sys path are the new stick's, but its sequence number is not.
+    """
     if volume.kind in (Kind.FOLDER, Kind.IMAGE):
         return os.path.exists(volume.key)
     if not volume.node or not os.path.exists(volume.node):
+        return False
+    if volume.diskseq is not None and read_diskseq(volume.stick) != volume.diskseq:
         return False
     return bool(block_size(volume.node))
 

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,7 @@ from kiosk.station.source import DeviceSource
 log = logging.getLogger(__name__)
 
 SOURCE_RETRY = 2.0  # seconds before listening again to a device source that failed or ended
+PRESENCE_POLL = 1.0  # seconds between presence checks of a stick whose verdict is shown
 
 
 def _default_scanner(config: Config) -> ScanEngine:
@@ -179,9 +181,7 @@ class Station:
 
     def _session_of(self, found: DeviceEvent) -> Session | None:
         for session in self.sessions.values():
-            if session.stick == found.volume.stick or any(
-                v.key == found.volume.key for v in session.volumes
-            ):
+            if any(v.same_stick(found.volume) for v in session.volumes):
                 return session
         return None
 
@@ -189,8 +189,7 @@ class Station:
         session = self._session_of(found)
         if found.action is Action.REMOVE:
             if session is not None:
-                session.removed.set()
-                session.cancel.set()
+                _gone(session)
             return
         if session is not None:
             if session.state is State.DETECTED:
@@ -199,6 +198,11 @@ class Station:
                 session.volumes.append(found.volume)
                 session.grew.set()
             return
+        for stale in self.sessions.values():
+            if any(v.stick == found.volume.stick for v in stale.volumes):
+                # A new disk where a session's stick was: that one left unseen (a lost event).
+                log.warning("session %s: its stick was replaced", stale.session_id)
+                _gone(stale)
         session = Session(stick=found.volume.stick, volumes=[found.volume])
         session.delete_policy = "never"
         self.sessions[session.session_id] = session
@@ -373,18 +377,26 @@ class Station:
     async def _after_verdict(self, session: Session) -> None:
         if session.delete_policy == "always" and not session.removed.is_set():
             await self._delete_flow(session)
-        timeout = self.settings.removal_timeout or None
+        timeout = self.settings.removal_timeout
+        deadline = time.monotonic() + timeout if timeout else math.inf
         while not session.removed.is_set():
+            left = min(PRESENCE_POLL, deadline - time.monotonic())
+            if left <= 0:
+                break  # removal_timeout: the demo goes idle with the stick still "in"
             waits = [asyncio.ensure_future(session.removed.wait())]
             if session.delete_policy == "offer":
                 waits.append(asyncio.ensure_future(session.delete_asked.wait()))
             done, pending = await asyncio.wait(
-                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waits, timeout=left, return_when=asyncio.FIRST_COMPLETED
             )
             for waiter in pending:
                 waiter.cancel()
             if not done:
-                break  # removal_timeout: the demo goes idle with the stick still "in"
+                # A removal no event told of (a lost event, an overrun socket) ends it too.
+                if not await asyncio.to_thread(self._present, session):
+                    log.warning("session %s: the stick left unannounced", session.session_id)
+                    _gone(session)
+                continue
             if session.delete_asked.is_set() and not session.removed.is_set():
                 session.delete_asked.clear()
                 await self._delete_flow(session)
@@ -436,6 +448,11 @@ _ENGINE_REASONS = frozenset(
         Reason.ENGINE_LOST,
     }
 )
+
+
+def _gone(session: Session) -> None:
+    session.removed.set()
+    session.cancel.set()
 
 
 def _ack(name: Any, error: str | None, session_id: str | None = None) -> bytes:

@@ -13,6 +13,7 @@ so a refusal it spooled is there to be drained.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pyudev
 
 from kiosk.station.device import Action, DeviceEvent, Volume, accepts
 from kiosk.station.mountinfo import is_in_use
-from kiosk.station.source import DeviceSource
+from kiosk.station.source import DeviceSource, read_diskseq
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,16 @@ def volume_of(device: Any) -> Volume:
         size: int | None = int(device.attributes.asint("size"))
     except (KeyError, ValueError, OSError):
         size = None
-    return Volume.from_properties(
+    volume = Volume.from_properties(
         dict(device.properties),
         sys_path=device.sys_path,
         size_sectors=size,
         partitions=count_partitions(device.sys_path),
     )
+    if volume.diskseq is None:
+        # A partition's uevent has no DISKSEQ: its disk's sysfs has (gone when it is removed).
+        volume = dataclasses.replace(volume, diskseq=read_diskseq(volume.stick))
+    return volume
 
 
 def count_partitions(sys_path: str) -> int | None:
@@ -74,10 +79,12 @@ class UdevSource(DeviceSource):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _wanted(self, volume: Volume, action: Action) -> bool:
+        if action is Action.REMOVE:
+            # Never filtered: udev's copy of a removed device may lack what its arrival had, and
+            # a removal that matches no session is ignored by the station anyway.
+            return True
         if not accepts(volume, usb_only=self.usb_only, pattern=self.pattern):
             return False
-        if action is Action.REMOVE:
-            return True
         # The system's own disks (and anything mounted by someone else) are never sticks.
         return not (volume.node and is_in_use(volume.node))
 

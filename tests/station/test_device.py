@@ -180,3 +180,15 @@ def test_mountable_prefers_partitions_else_the_disks_own_filesystem() -> None:
         partitions=1,
     )
     assert mountable([with_part, part]) == [part]  # real partitions win over the disk
+
+
+def test_a_new_disk_in_the_same_place_is_another_stick() -> None:
+    disk = dict(USB_PARTITION, DEVTYPE="disk", DEVNAME="/dev/sdb", DISKSEQ="41")
+    old = Volume.from_properties(disk, sys_path=SYS, size_sectors=8)
+    new = Volume.from_properties(dict(disk, DISKSEQ="42"), sys_path=SYS, size_sectors=8)
+    partition = Volume.from_properties(USB_PARTITION, sys_path=f"{SYS}/sdb1", size_sectors=8)
+    elsewhere = Volume.from_properties(disk, sys_path=SYS.replace("1-1", "1-2"), size_sectors=8)
+    assert old.diskseq == 41 and partition.diskseq is None
+    assert not old.same_stick(new) and not new.same_stick(old)
+    assert old.same_stick(partition)  # a partition's event has no DISKSEQ: its place decides
+    assert not old.same_stick(elsewhere)

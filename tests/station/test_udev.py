@@ -6,12 +6,13 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from kiosk.config import Config
+from kiosk.station.device import Action, DeviceEvent
 from kiosk.station.outbox import Outbox
 from kiosk.station.station import Station
 from kiosk.station.udev import UdevSource
@@ -92,6 +93,65 @@ async def test_udev_monitor_drives_a_session(
         assert removed["session_id"] == verdict["session_id"]
         (report,) = outbox.pending()
         assert report.device is not None and report.device.size == 16 << 20
+    finally:
+        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
+        await screen.close()
+        station.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        outbox.close()
+        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)
+
+
+class LosingSource(UdevSource):
+    """The real udev source, but every removal is lost on the way (as when the netlink socket
+    overran): the kernel cannot be made to lose one on demand."""
+
+    async def events(self) -> AsyncIterator[DeviceEvent]:
+        async for found in super().events():
+            if found.action is Action.ADD:
+                yield found
+
+
+async def test_a_removal_never_announced_still_ends_the_session(
+    udevd: None, station_config: Config, tmp_path: Path
+) -> None:
+    first_tree, second_tree = tmp_path / "a", tmp_path / "b"
+    first_tree.mkdir()
+    second_tree.mkdir()
+    (first_tree / "cours.txt").write_text("bonjour\n")
+    (second_tree / "virus.com").write_bytes(EICAR)
+    first = make_image(tmp_path / "a.img", "ext4", first_tree, size_mb=16)
+    second = make_image(tmp_path / "b.img", "ext4", second_tree, size_mb=16)
+    config = station_config.with_overrides("station", usb_only=False, settle_time=0.5)
+    outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
+    station = Station(config, LosingSource(usb_only=False, pattern=NODE), outbox=outbox)
+    task = asyncio.create_task(station.run())
+    screen = Screen()
+    try:
+        await asyncio.wait_for(station.ready.wait(), 30)
+        await screen.connect(Path(config.station.event_socket))
+        await asyncio.sleep(0.5)
+        sh("losetup", NODE, first)
+        clean = await screen.wait_for(lambda m: m.get("type") == "verdict", timeout=120)
+        assert clean["verdict"] == "clean"
+        # Another stick where the first was, its removal lost: the same node and sys path, but a
+        # new disk for the kernel. It is a session of its own, and the first one is over.
+        start = len(screen.lines)
+        sh("losetup", "--detach", NODE)
+        sh("losetup", NODE, second)
+        infected = await screen.wait_for(
+            lambda m: m.get("type") == "verdict", start=start, timeout=120
+        )
+        assert infected["verdict"] == "infected"
+        assert infected["session_id"] != clean["session_id"]
+        removed = [m["session_id"] for m in screen.of("removed")]
+        assert clean["session_id"] in removed
+        # Pulled, the removal lost again: the presence check sees it go.
+        start = len(screen.lines)
+        sh("losetup", "--detach", NODE)
+        gone = await screen.wait_for(lambda m: m.get("type") == "removed", start=start, timeout=30)
+        assert gone["session_id"] == infected["session_id"]
+        assert station.sessions == {}
     finally:
         subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
         await screen.close()

@@ -83,6 +83,15 @@ class Kiosk:
                 return str(event.data["session_id"])
         return None
 
+    def pull(self, name: str, serial: str) -> None:
+        """Take the stick out (if still in) and wait until the station ended its session, so
+        that the next case starts from the waiting screen, not behind a session left over."""
+        with contextlib.suppress(Exception):
+            self.vm.unplug_stick(name)
+        session = self.session_of(serial)
+        if session is not None:
+            self.wait(f"{name}: removed", lambda: self.event("removed", session), 60)
+
     def event(self, kind: str, session_id: str, since: float = 0.0) -> Any:
         """The first station event of *kind* for a session."""
         for event in self.vm.events:
@@ -392,9 +401,7 @@ def test_stick_verdict_reaches_screen_and_server(kiosk: Kiosk, case: StickCase) 
     try:
         check_stick(kiosk, case, image)
     finally:
-        # Whatever happened, the stick leaves, so the next case starts from the waiting screen.
-        with contextlib.suppress(Exception):
-            kiosk.vm.unplug_stick(case.name)
+        kiosk.pull(case.name, case.serial)  # whatever happened
 
 
 def check_stick(kiosk: Kiosk, case: StickCase, image: Path) -> None:
@@ -471,8 +478,7 @@ def test_corrupted_stick_is_never_falsely_clean(kiosk: Kiosk, case: Fuzzed) -> N
                 counts.get(v) for v in ("infected", "suspicious", "unverifiable", "error")
             )
     finally:
-        with contextlib.suppress(Exception):
-            kiosk.vm.unplug_stick(case.name)
+        kiosk.pull(case.name, case.serial)
 
 
 def test_a_good_stick_after_the_corrupted_ones(kiosk: Kiosk) -> None:
@@ -481,8 +487,7 @@ def test_a_good_stick_after_the_corrupted_ones(kiosk: Kiosk) -> None:
     try:
         check_stick(kiosk, case, case.build(kiosk.stick_dir / "after-fuzzed"))
     finally:
-        with contextlib.suppress(Exception):
-            kiosk.vm.unplug_stick(case.name)
+        kiosk.pull(case.name, case.serial)
     assert not kiosk.vm.find_journal("kiosk-station.service: Main process exited")
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,29 @@ def udevd(tmp_path: Path) -> Iterator[None]:
         log.close()
 
 
+@asynccontextmanager
+async def udev_station(
+    config: Config, source: UdevSource
+) -> AsyncIterator[tuple[Station, Screen, Outbox]]:
+    """Run a station on *source* with a screen connected; stop it and free NODE afterwards."""
+    outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
+    station = Station(config, source, outbox=outbox)
+    task = asyncio.create_task(station.run())
+    screen = Screen()
+    try:
+        await asyncio.wait_for(station.ready.wait(), 30)
+        await screen.connect(Path(config.station.event_socket))
+        await asyncio.sleep(0.5)  # the monitor is listening once run() started the source
+        yield station, screen, outbox
+    finally:
+        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
+        await screen.close()
+        station.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        outbox.close()
+        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)
+
+
 async def test_udev_monitor_drives_a_session(
     udevd: None, station_config: Config, tmp_path: Path
 ) -> None:
@@ -72,14 +96,7 @@ async def test_udev_monitor_drives_a_session(
     image = make_image(tmp_path / "u.img", "ext4", tree, size_mb=16)
     config = station_config.with_overrides("station", usb_only=False, settle_time=0.5)
     source = UdevSource(usb_only=False, pattern=NODE)
-    outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
-    station = Station(config, source, outbox=outbox)
-    task = asyncio.create_task(station.run())
-    screen = Screen()
-    try:
-        await asyncio.wait_for(station.ready.wait(), 30)
-        await screen.connect(Path(config.station.event_socket))
-        await asyncio.sleep(0.5)  # the monitor is listening once run() started the source
+    async with udev_station(config, source) as (_, screen, outbox):
         sh("losetup", NODE, image)  # a real kernel uevent, through udevd, to our monitor
         session = await screen.wait_for(lambda m: m.get("type") == "session", timeout=60)
         assert session["device"]["fs_type"] == "ext4"
@@ -93,13 +110,6 @@ async def test_udev_monitor_drives_a_session(
         assert removed["session_id"] == verdict["session_id"]
         (report,) = outbox.pending()
         assert report.device is not None and report.device.size == 16 << 20
-    finally:
-        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
-        await screen.close()
-        station.stop()
-        await asyncio.gather(task, return_exceptions=True)
-        outbox.close()
-        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)
 
 
 class LosingSource(UdevSource):
@@ -123,14 +133,8 @@ async def test_a_removal_never_announced_still_ends_the_session(
     first = make_image(tmp_path / "a.img", "ext4", first_tree, size_mb=16)
     second = make_image(tmp_path / "b.img", "ext4", second_tree, size_mb=16)
     config = station_config.with_overrides("station", usb_only=False, settle_time=0.5)
-    outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
-    station = Station(config, LosingSource(usb_only=False, pattern=NODE), outbox=outbox)
-    task = asyncio.create_task(station.run())
-    screen = Screen()
-    try:
-        await asyncio.wait_for(station.ready.wait(), 30)
-        await screen.connect(Path(config.station.event_socket))
-        await asyncio.sleep(0.5)
+    source = LosingSource(usb_only=False, pattern=NODE)
+    async with udev_station(config, source) as (station, screen, _):
         sh("losetup", NODE, first)
         clean = await screen.wait_for(lambda m: m.get("type") == "verdict", timeout=120)
         assert clean["verdict"] == "clean"
@@ -152,10 +156,3 @@ async def test_a_removal_never_announced_still_ends_the_session(
         gone = await screen.wait_for(lambda m: m.get("type") == "removed", start=start, timeout=30)
         assert gone["session_id"] == infected["session_id"]
         assert station.sessions == {}
-    finally:
-        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
-        await screen.close()
-        station.stop()
-        await asyncio.gather(task, return_exceptions=True)
-        outbox.close()
-        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)

@@ -4,7 +4,6 @@ killed, stopped or missing (rows 18, 20, 21), and the pre-flight."""
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
 import time
@@ -170,11 +169,8 @@ def test_row21_socket_missing_then_engine_comes_up(tmp_path):
 
 
 def _many_files(root, count=400, size=256 * 1024):
-    # Seeded, and led by a word no type starts with: os.urandom's bytes once made one of 300
-    # files look like a program to libmagic, and the clean count was one short (CI, 2026-12-06).
     for i in range(count):
-        body = b"donnees " + random.Random(i).randbytes(max(0, size - 8))
-        trees.write(root / f"f{i:04d}.dat", body)
+        trees.write(root / f"f{i:04d}.dat", trees.noise(i, size))
     trees.write(root / "zz-eicar.txt", EICAR)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +17,7 @@ from kiosk.models import Reason, TreeVerdict
 from kiosk.station.outbox import Outbox
 from tests.station.conftest import live_station, needs_root
 from tests.station.helpers import make_image, mounts_under, sh
+from tests.support import trees
 
 pytestmark = [needs_root, pytest.mark.root, pytest.mark.slow]
 
@@ -51,9 +51,7 @@ async def test_sigkill_mid_scan_loses_nothing(station_config: Config, tmp_path: 
     many = tmp_path / "many"
     many.mkdir()
     for i in range(4000):
-        # Led by a word: random bytes that began with "MZ" or "#!" would be a program or a
-        # script to the file-type policy, a verdict of its own.
-        (many / f"f{i:05d}.bin").write_bytes(b"donnees " + random.Random(i).randbytes(16376))
+        (many / f"f{i:05d}.bin").write_bytes(trees.noise(i, 16384))
     big = make_image(tmp_path / "big.img", "ext4", many, size_mb=160)
     conf = tmp_path / "kiosk.toml"
     conf.write_text(toml(station_config))

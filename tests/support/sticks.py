@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.support import trees
 from tests.support.clamd import EICAR, TESTFILES
 
 MIB = 1024 * 1024
@@ -183,8 +183,5 @@ def big_tree(root: Path, files: int = 300, size: int = MIB) -> Path:
     """Many distinct files, so that a scan in the VM lasts long enough to pull the stick."""
     root.mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        # Seeded and led by a word: random bytes that began with "MZ" or "#!" would be a program
-        # or a script to the file-type policy (about 1 file in 30,000).
-        body = b"archive " + random.Random(i).randbytes(size - 8)
-        (root / f"archive-{i:04d}.bin").write_bytes(body)
+        (root / f"archive-{i:04d}.bin").write_bytes(trees.noise(i, size, lead=b"archive "))
     return root

@@ -99,6 +99,16 @@ OLE_MIMES = frozenset(
 _TEXT_EXTENSIONS = frozenset("txt md csv xml json html htm svg".split())
 _CONTENT_CHECKED = DOCUMENT_EXTENSIONS - _TEXT_EXTENSIONS
 _VBA_OLE_MARKER = "_VBA_PROJECT".encode("utf-16-le")
+# Formats libmagic names by their first bytes alone, whatever follows: a file that starts with
+# the signature of the format its name claims gets that type without asking libmagic (~70 us a
+# file; the tests check each against libmagic). Not ZIP (JAR, OOXML) nor PNG (its IHDR chunk):
+# libmagic looks further.
+_CLAIMED_SIGNATURES: dict[str, tuple[tuple[bytes, ...], str]] = {
+    "pdf": ((b"%PDF-",), "application/pdf"),
+    "jpg": ((b"\xff\xd8\xff",), "image/jpeg"),
+    "jpeg": ((b"\xff\xd8\xff",), "image/jpeg"),
+    "gif": ((b"GIF87a", b"GIF89a"), "image/gif"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +175,10 @@ class FilePolicy:
         # can change the verdict (a real executable header, or content behind a document name).
         real_header = head.startswith(EXECUTABLE_MAGICS)
         mime = "unknown"
-        if real_header or last in _CONTENT_CHECKED:
+        claimed = _CLAIMED_SIGNATURES.get(last)
+        if claimed is not None and head.startswith(claimed[0]):
+            mime = claimed[1]
+        elif real_header or last in _CONTENT_CHECKED:
             mime = self.mime_of(os.pread(fd, HEAD_SIZE, 0) if len(head) == PROBE_SIZE else head)
         # libmagic calls ~1.5% of random data "DOS executable (COM)": trust only real headers.
         is_exec = mime in EXECUTABLE_MIMES and real_header

@@ -337,6 +337,28 @@ def test_row14_policy_disguises(tmp_path, scan):
     assert all(f.verdict is FileVerdict.SUSPICIOUS for f in report.findings)
 
 
+@pytest.mark.parametrize("extension", ["pdf", "jpg", "jpeg", "gif"])
+def test_claimed_signatures_are_what_libmagic_says(extension):
+    """The policy skips libmagic for a file that starts with its own format's signature: only
+    sound while libmagic names every such head the same, whatever follows."""
+    from kiosk.config import PolicyConfig
+    from kiosk.scan.policy import _CLAIMED_SIGNATURES, FilePolicy
+
+    policy = FilePolicy(PolicyConfig())
+    prefixes, mime = _CLAIMED_SIGNATURES[extension]
+    bodies = [
+        trees.noise(seed=3, size=65536, lead=b""),
+        b" ".join([b"bonjour la classe"] * 4000),
+        b"\n#!/bin/sh\nrm -rf ~\n" * 100,
+        b'\nSet shell = CreateObject("WScript.Shell")\nshell.Run "cmd"\n' * 50,
+        trees.minimal_pe(),
+        EICAR,
+    ]
+    for prefix in prefixes:
+        for body in bodies:
+            assert policy.mime_of((prefix + body)[:65536]) == mime
+
+
 def test_policy_is_configurable(tmp_path, config):
     from kiosk.scan.scanner import Scanner
 

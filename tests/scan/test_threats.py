@@ -110,7 +110,7 @@ def test_row5_engine_limits_are_unverifiable(tmp_path, config, small_limits_clam
     from kiosk.scan.scanner import Scanner
 
     tree = tmp_path / "cle"
-    trees.write(tree / "gros.bin", os.urandom(3 * 1024 * 1024))
+    trees.write(tree / "gros.bin", trees.noise(seed=5, size=3 * 1024 * 1024))
     trees.distinct_member_bomb(tree / "bombe.zip", members=64, member_size=256 * 1024)
     cfg = config.with_overrides("clamd", socket=str(small_limits_clamd.socket))
     report = Scanner(cfg).scan(tree)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -111,6 +112,21 @@ async def test_requests_without_a_valid_token_are_counted_apart_and_rate_limited
         ("heartbeat", "unknown_token"),
     ]
     assert total(server, refusals.ANONYMOUS) == 6  # the four held back are counted now
+
+
+async def test_the_first_anonymous_refusal_is_kept_on_a_server_started_right_after_boot(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The monotonic clock counts from boot: a quarter of a second in, nothing came before.
+    monkeypatch.setattr(refusals, "time", SimpleNamespace(monotonic=lambda: 0.25))
+    answer = await server.client.post(
+        "/api/v1/reports",
+        content=body(make_report("st1")),
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 401
+    assert [r.reason for r in rows(server, None)] == ["no_token"]
+    assert total(server, refusals.ANONYMOUS) == 1
 
 
 async def test_only_the_last_refusals_are_kept_but_all_are_counted(server: Server) -> None:

@@ -198,8 +198,16 @@ class Station:
                 session.volumes.append(found.volume)
                 session.grew.set()
             return
-        for stale in self.sessions.values():
+        for stale in list(self.sessions.values()):
             if any(v.stick == found.volume.stick for v in stale.volumes):
+                if stale.state is State.DETECTED:
+                    # Still settling, nothing read: the disk there now is the one to scan. (A
+                    # loop device's sequence number moves on once more while it is set up: the
+                    # first session was ended as replaced, its screen shown 'incomplete'.)
+                    log.info("session %s: a new disk while settling", stale.session_id)
+                    stale.volumes = [found.volume]
+                    stale.grew.set()
+                    return
                 # A new disk where a session's stick was: that one left unseen (a lost event).
                 log.warning("session %s: its stick was replaced", stale.session_id)
                 _gone(stale)
@@ -453,6 +461,7 @@ _ENGINE_REASONS = frozenset(
 def _gone(session: Session) -> None:
     session.removed.set()
     session.cancel.set()
+    session.grew.set()  # a session still settling ends now, not at the end of settle_time
 
 
 def _ack(name: Any, error: str | None, session_id: str | None = None) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from kiosk.config import Config
@@ -51,7 +52,8 @@ async def test_folder_delete_flow_and_removal_timeout(
 async def test_stick_gone_while_settling_leaves_no_report(
     station_config: Config, tmp_path: Path
 ) -> None:
-    config = station_config.with_overrides("station", settle_time=30.0)
+    # Far longer than the screen waits: the session must end when the stick goes, not then.
+    config = station_config.with_overrides("station", settle_time=600.0)
     # A disk whose partition table announced one partition that never comes: it settles.
     disk = Volume(
         key="/sys/x/sdz",
@@ -75,6 +77,45 @@ async def test_stick_gone_while_settling_leaves_no_report(
         )
         assert live.screen.of("verdict") == []
         assert live.station.outbox.pending() == []
+
+
+async def test_a_new_disk_while_settling_is_the_same_session(
+    station_config: Config, tmp_path: Path
+) -> None:
+    """A loop device's sequence number moves on once more while losetup sets it up: the disk
+    seen second is the one to scan, in the session already on the screen, not a replacement."""
+    # Far longer than the screen waits: the session must end when the stick goes, not then.
+    config = station_config.with_overrides("station", settle_time=600.0)
+    disk = Volume(
+        key="/sys/x/sdz",
+        stick="/sys/x/sdz",
+        kind=Kind.DISK,
+        node="/dev/sdz",
+        bus="usb",
+        partition_table=True,
+        partitions=1,
+        size=1 << 20,
+        diskseq=41,
+    )
+    async with live_station(config) as live:
+        live.source.plug(disk)
+        first = await live.screen.wait_for(lambda m: m.get("type") == "session")
+        newer = live.source.plug(replace(disk, diskseq=42))
+        for _ in range(100):
+            (session,) = live.station.sessions.values()
+            if session.volumes == [newer]:
+                break
+            await asyncio.sleep(0.01)
+        assert session.session_id == first["session_id"]
+        assert session.volumes == [newer]
+        live.source.unplug(newer)
+        ended = await live.screen.wait_for(
+            lambda m: m.get("type") == "session" and m["state"] == "ended"
+        )
+        assert ended["session_id"] == first["session_id"]
+        assert [m["session_id"] for m in live.screen.of("session")] == [first["session_id"]] * len(
+            live.screen.of("session")
+        )
 
 
 class BrokenOnceSource(DeviceSource):

@@ -199,7 +199,16 @@ class Station:
                 session.grew.set()
             return
         for stale in list(self.sessions.values()):
-            if any(v.stick == found.volume.stick for v in stale.volumes):
+            there = [v for v in stale.volumes if v.stick == found.volume.stick]
+            if there:
+                seq = found.volume.diskseq
+                if seq is not None and all(
+                    v.diskseq is not None and seq < v.diskseq for v in there
+                ):
+                    # The kernel numbers disks in increasing order: this is a late event about
+                    # a disk that left before the session's came, not a new one.
+                    log.info("session %s: a late event of an older disk", stale.session_id)
+                    return
                 if stale.state is State.DETECTED:
                     # Still settling, nothing read: the disk there now is the one to scan. (A
                     # loop device's sequence number moves on once more while it is set up: the

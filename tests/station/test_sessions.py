@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from kiosk.config import Config
 from kiosk.protocol import Command, command
@@ -79,11 +82,22 @@ async def test_stick_gone_while_settling_leaves_no_report(
         assert live.station.outbox.pending() == []
 
 
+async def until(station: Station, volumes: list[Volume]) -> None:
+    """Wait until the station's only session holds *volumes*."""
+    for _ in range(500):
+        sessions = list(station.sessions.values())
+        if len(sessions) == 1 and sessions[0].volumes == volumes:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"sessions: {[s.volumes for s in station.sessions.values()]}")
+
+
 async def test_a_new_disk_while_settling_is_the_same_session(
-    station_config: Config, tmp_path: Path
+    station_config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A loop device's sequence number moves on once more while losetup sets it up: the disk
-    seen second is the one to scan, in the session already on the screen, not a replacement."""
+    """A newer disk where a settling session's stick is: the one to scan, in the session
+    already on the screen, not a replacement; an older one's late event changes nothing."""
+    caplog.set_level(logging.INFO, logger="kiosk.station.station")
     # Far longer than the screen waits: the session must end when the stick goes, not then.
     config = station_config.with_overrides("station", settle_time=600.0)
     disk = Volume(
@@ -101,13 +115,15 @@ async def test_a_new_disk_while_settling_is_the_same_session(
         live.source.plug(disk)
         first = await live.screen.wait_for(lambda m: m.get("type") == "session")
         newer = live.source.plug(replace(disk, diskseq=42))
-        for _ in range(100):
-            (session,) = live.station.sessions.values()
-            if session.volumes == [newer]:
-                break
-            await asyncio.sleep(0.01)
+        await until(live.station, [newer])
+        # A late event of a disk older than the session's changes nothing (events are handled
+        # in order: once the next one is in, the late one has been).
+        live.source.plug(replace(disk, diskseq=40))
+        newer = live.source.plug(replace(disk, diskseq=43))
+        await until(live.station, [newer])
+        (session,) = live.station.sessions.values()
         assert session.session_id == first["session_id"]
-        assert session.volumes == [newer]
+        assert "a late event of an older disk" in caplog.text  # not adopted, then replaced
         live.source.unplug(newer)
         ended = await live.screen.wait_for(
             lambda m: m.get("type") == "session" and m["state"] == "ended"

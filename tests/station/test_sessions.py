@@ -20,6 +20,18 @@ from tests.station.conftest import live_station
 from tests.station.helpers import Screen
 from tests.support.clamd import EICAR
 
+# A disk whose partition table announced one partition that never comes: it settles.
+SETTLING_DISK = Volume(
+    key="/sys/x/sdz",
+    stick="/sys/x/sdz",
+    kind=Kind.DISK,
+    node="/dev/sdz",
+    bus="usb",
+    partition_table=True,
+    partitions=1,
+    size=1 << 20,
+)
+
 
 def folder(root: Path, infected: bool) -> Path:
     root.mkdir(parents=True)
@@ -57,17 +69,7 @@ async def test_stick_gone_while_settling_leaves_no_report(
 ) -> None:
     # Far longer than the screen waits: the session must end when the stick goes, not then.
     config = station_config.with_overrides("station", settle_time=600.0)
-    # A disk whose partition table announced one partition that never comes: it settles.
-    disk = Volume(
-        key="/sys/x/sdz",
-        stick="/sys/x/sdz",
-        kind=Kind.DISK,
-        node="/dev/sdz",
-        bus="usb",
-        partition_table=True,
-        partitions=1,
-        size=1 << 20,
-    )
+    disk = SETTLING_DISK
     async with live_station(config) as live:
         volume = live.source.plug(disk)
         await live.screen.wait_for(lambda m: m.get("type") == "session")
@@ -100,17 +102,7 @@ async def test_a_new_disk_while_settling_is_the_same_session(
     caplog.set_level(logging.INFO, logger="kiosk.station.station")
     # Far longer than the screen waits: the session must end when the stick goes, not then.
     config = station_config.with_overrides("station", settle_time=600.0)
-    disk = Volume(
-        key="/sys/x/sdz",
-        stick="/sys/x/sdz",
-        kind=Kind.DISK,
-        node="/dev/sdz",
-        bus="usb",
-        partition_table=True,
-        partitions=1,
-        size=1 << 20,
-        diskseq=41,
-    )
+    disk = replace(SETTLING_DISK, diskseq=41)
     async with live_station(config) as live:
         live.source.plug(disk)
         first = await live.screen.wait_for(lambda m: m.get("type") == "session")

@@ -110,6 +110,14 @@ class Kiosk:
                 return report
         return None
 
+    def delivered(
+        self, what: str, serial: str, timeout: float = DELIVERY_TIMEOUT
+    ) -> dict[str, Any]:
+        """Wait for stick *serial*'s report on the server, and count it among those expected."""
+        report: dict[str, Any] = self.wait(what, lambda: self.server_report(serial), timeout)
+        self.expected_reports += 1
+        return report
+
     def screen_colour(self) -> str | None:
         """'clean', 'infected' or 'other' when that verdict colour fills much of the screen."""
         pixels = self.vm.screen_pixels()
@@ -425,13 +433,8 @@ def check_stick(kiosk: Kiosk, case: StickCase, image: Path) -> None:
         )
         timing.verdict_on_screen = time.monotonic() - plugged
     kiosk.shot(case.name)
-    report = kiosk.wait(
-        f"{case.name}: the report on the server",
-        lambda: kiosk.server_report(case.serial),
-        DELIVERY_TIMEOUT,
-    )
+    report = kiosk.delivered(f"{case.name}: the report on the server", case.serial)
     timing.report_on_server = arrival(report, plugged)
-    kiosk.expected_reports += 1
     assert report["verdict"] == verdict.data["verdict"]
     assert report["report_id"] == verdict.data["report_id"]
     assert report["station_id"] == STATION_ID
@@ -457,13 +460,8 @@ def test_corrupted_stick_is_never_falsely_clean(kiosk: Kiosk, case: Fuzzed) -> N
         kiosk.wait(f"{case.name}: the {colour} screen", lambda: kiosk.screen_colour() == colour, 30)
         timing.verdict_on_screen = time.monotonic() - plugged
         kiosk.shot(case.name)
-        report = kiosk.wait(
-            f"{case.name}: the report on the server",
-            lambda: kiosk.server_report(case.serial),
-            DELIVERY_TIMEOUT,
-        )
+        report = kiosk.delivered(f"{case.name}: the report on the server", case.serial)
         timing.report_on_server = arrival(report, plugged)
-        kiosk.expected_reports += 1
         kiosk.notes.append(
             f"{case.name}: {report['verdict']} ({report['reason']}), "
             f"{report['files_total']} files, {report['threats_total']} threats"
@@ -514,13 +512,8 @@ def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk
     kiosk.wait("big: the 'not verified' screen", lambda: kiosk.screen_colour() == "other", 30)
     timing.verdict_on_screen = time.monotonic() - plugged
     kiosk.shot("pulled")
-    report = kiosk.wait(
-        "big: incomplete report on the server",
-        lambda: kiosk.server_report("BIGPULL"),
-        DELIVERY_TIMEOUT,
-    )
+    report = kiosk.delivered("big: incomplete report on the server", "BIGPULL")
     timing.report_on_server = arrival(report, plugged)
-    kiosk.expected_reports += 1
     assert report["verdict"] == "incomplete"
     # The next stick is scanned without any restart.
     image = sticks.fat_stick(
@@ -528,8 +521,7 @@ def test_stick_pulled_mid_scan_is_incomplete_and_the_next_one_works(kiosk: Kiosk
     )
     _, _, next_session = scan_stick(kiosk, "after-pull", "AFTERPULL", image)
     assert kiosk.event("verdict", next_session).data["verdict"] == "infected"
-    kiosk.wait("after-pull: report", lambda: kiosk.server_report("AFTERPULL"), DELIVERY_TIMEOUT)
-    kiosk.expected_reports += 1
+    kiosk.delivered("after-pull: report", "AFTERPULL")
     kiosk.vm.unplug_stick("after-pull")
     assert not kiosk.vm.find_journal("kiosk-station.service: Main process exited")
 
@@ -627,12 +619,7 @@ def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> 
         )
         _, _, session = scan_stick(kiosk, "in-flight", "INFLIGHT", image)
         report_id = kiosk.event("verdict", session).data["report_id"]
-        kiosk.wait(
-            "the in-flight report stored (its ack swallowed)",
-            lambda: kiosk.server_report("INFLIGHT"),
-            DELIVERY_TIMEOUT,
-        )
-        kiosk.expected_reports += 1
+        kiosk.delivered("the in-flight report stored (its ack swallowed)", "INFLIGHT")
         vm.unplug_stick("in-flight")
         big = sticks.fat_stick(
             kiosk.stick_dir / "cut.img", sticks.big_tree(kiosk.stick_dir / "cut"), size_mib=400
@@ -659,8 +646,7 @@ def test_reset_mid_delivery_delivers_every_report_exactly_once(kiosk: Kiosk) -> 
         120,
     )
     kiosk.shot("after-power-cut")
-    cut = kiosk.wait("the interrupted scan reported", lambda: kiosk.server_report("POWERCUT"), 180)
-    kiosk.expected_reports += 1
+    cut = kiosk.delivered("the interrupted scan reported", "POWERCUT", 180)
     assert cut["verdict"] == "incomplete", cut
 
     def settled() -> bool:

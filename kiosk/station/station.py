@@ -218,7 +218,12 @@ class Station:
                     stale.grew.set()
                     return
                 # A new disk where a session's stick was: that one left unseen (a lost event).
-                log.warning("session %s: its stick was replaced", stale.session_id)
+                log.warning(
+                    "session %s: its stick was replaced (disk %s, the session's %s)",
+                    stale.session_id,
+                    seq,
+                    [v.diskseq for v in there],
+                )
                 _gone(stale)
         session = Session(stick=found.volume.stick, volumes=[found.volume])
         session.delete_policy = "never"

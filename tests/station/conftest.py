@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pytest
 
 from kiosk.config import Config
 from kiosk.station.outbox import Outbox
-from kiosk.station.source import ManualSource
+from kiosk.station.source import DeviceSource, ManualSource
 from kiosk.station.station import Station
 from tests.station.helpers import Loops, Screen
 from tests.support.clamd import Clamd
@@ -55,20 +56,24 @@ def loops() -> Iterator[Loops]:
     made.close()
 
 
+SourceT = TypeVar("SourceT", bound=DeviceSource)
+
+
 @dataclass
-class Live:
-    """A running station with its manual source and one connected screen."""
+class Live(Generic[SourceT]):
+    """A running station with its source and one connected screen."""
 
     station: Station
-    source: ManualSource
+    source: SourceT
     screen: Screen
     task: asyncio.Task[None]
 
 
 @asynccontextmanager
-async def live_station(config: Config, outbox: Outbox | None = None) -> AsyncIterator[Live]:
-    """Run a station on a ManualSource, with a screen connected; stop it afterwards."""
-    source = ManualSource()
+async def running_station(
+    config: Config, source: SourceT, outbox: Outbox | None = None
+) -> AsyncIterator[Live[SourceT]]:
+    """Run a station on *source*, with a screen connected; stop it afterwards."""
     station = Station(config, source, outbox=outbox)
     task = asyncio.create_task(station.run())
     try:
@@ -82,3 +87,12 @@ async def live_station(config: Config, outbox: Outbox | None = None) -> AsyncIte
         station.stop()
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 60)
         shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)
+
+
+@asynccontextmanager
+async def live_station(
+    config: Config, outbox: Outbox | None = None
+) -> AsyncIterator[Live[ManualSource]]:
+    """Run a station on a ManualSource, with a screen connected; stop it afterwards."""
+    async with running_station(config, ManualSource(), outbox) as live:
+        yield live

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from kiosk.station.device import Action, DeviceEvent
 from kiosk.station.outbox import Outbox
 from kiosk.station.station import Station
 from kiosk.station.udev import UdevSource
+from tests.station.conftest import running_station
 from tests.station.helpers import Screen, make_image, sh
 from tests.support.clamd import EICAR
 
@@ -69,21 +69,18 @@ async def udev_station(
 ) -> AsyncIterator[tuple[Station, Screen, Outbox]]:
     """Run a station on *source* with a screen connected; stop it and free NODE afterwards."""
     outbox = Outbox(Path(config.station.data_dir) / "outbox.db")
-    station = Station(config, source, outbox=outbox)
-    task = asyncio.create_task(station.run())
-    screen = Screen()
+    # A udevd that was already busy (the package's install triggers every device) may still be
+    # working through earlier tests' loop devices: their events, late, would start sessions here.
+    subprocess.run(["udevadm", "settle", "--timeout", "30"], capture_output=True, check=False)
     try:
-        await asyncio.wait_for(station.ready.wait(), 30)
-        await screen.connect(Path(config.station.event_socket))
-        await asyncio.sleep(0.5)  # the monitor is listening once run() started the source
-        yield station, screen, outbox
+        async with running_station(config, source, outbox) as live:
+            try:
+                await asyncio.sleep(0.5)  # the monitor is listening once run() started the source
+                yield live.station, live.screen, outbox
+            finally:
+                subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
     finally:
-        subprocess.run(["losetup", "--detach", NODE], capture_output=True, check=False)
-        await screen.close()
-        station.stop()
-        await asyncio.gather(task, return_exceptions=True)
         outbox.close()
-        shutil.rmtree(Path(config.station.event_socket).parent, ignore_errors=True)
 
 
 async def test_udev_monitor_drives_a_session(

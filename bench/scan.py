@@ -220,14 +220,29 @@ def compare(
     pairs = sorted(a / b for a, b in zip(kiosk_walls, clam_walls, strict=True))
     paired = statistics.median(pairs)
     print(
-        f"   ratio kiosk/clamdscan: {paired:.2f} (median of the rounds' ratios, "
-        f"{pairs[0]:.2f}-{pairs[-1]:.2f}; of the medians {k / c:.2f})"
+        f"   ratio kiosk/clamdscan: {paired:.3f} (median of the rounds' ratios, "
+        f"{pairs[0]:.2f}-{pairs[-1]:.2f}; of the medians {k / c:.3f})"
     )
+    if len(pairs) > 1:
+        mean, low, high = _geometric_interval(pairs)
+        print(
+            f"   geometric mean of the rounds' ratios {mean:.3f}, 95% interval {low:.3f}-{high:.3f}"
+        )
     print(f"   kiosk peak RSS: {max(peaks) / MB:.0f} MB")
     print(f"   CPU ratio (client + clamd): {(kc + dk) / (cc + dc):.2f}")
     findings = len(report.get("findings", []))  # type: ignore[arg-type]
     print(f"   verdict {report.get('verdict')}: kiosk findings {findings}, clamdscan {flagged}")
     return {"kiosk": k, "clamdscan": c, "ratio": paired, "peak_mb": max(peaks) / MB}
+
+
+def _geometric_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """Geometric mean of *ratios* and its ~95% interval (mean of the logs +- 2 standard errors)."""
+    # Ratios multiply: 0.5 and 2.0 cancel out in logs, not in an arithmetic mean. The interval
+    # says whether a difference of a few percent is one at all, on walls that vary this much.
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    spread = 2 * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - spread), math.exp(mean + spread)
 
 
 def _walls(walls: list[float]) -> str:

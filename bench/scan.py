@@ -1,16 +1,16 @@
 """The scanning core against `clamdscan --multiscan --fdpass`, same tree, same clamd, same run.
 
-Builds (once, cached under bench/out/) a 600 MB corpus of 3,000 mixed files and a synthetic
-large signature set (1,000,000 .hdb and 50,000 .ndb random signatures, so the engine works like it
-does with a real database), starts one clamd with `DisableCache yes` (clamd otherwise remembers
-clean content by hash and every rescan is nearly free), then alternates `kiosk scan --json` and
-`clamdscan --multiscan --fdpass` on the corpus and on 20,000 files of 100 bytes, each round
-in the other order than the one before. Prints median wall times, the median of the rounds'
-ratios (the two runs of a round share the machine's state of the moment), MB/s, files/s, the
-kiosk's peak memory, the load average, and the CPU each run cost (the client's own and clamd's
-for it). The kiosk runs with its bytecode compiled, as a station's does (pip compiles the
-wheel it installs; an editable checkout under PYTHONDONTWRITEBYTECODE would compile every module
-again on each run).
+Builds (once, cached under bench/out/) a 600 MB corpus of 3,000 mixed files and a synthetic large
+signature set (1,000,000 .hdb and 50,000 .ndb random signatures, so the engine works like it does
+with a real database), starts one clamd with `DisableCache yes` (clamd otherwise remembers clean
+content by hash and every rescan is nearly free), then alternates `kiosk scan --json` and
+`clamdscan --multiscan --fdpass` on the corpus and on 20,000 files of 100 bytes, each round in the
+other order than the one before. Prints median wall times, the median of the rounds' ratios (the
+two runs of a round share the machine's state of the moment) and their geometric mean with a ~95%
+interval, MB/s, files/s, the kiosk's peak memory, the load average, and the CPU each run cost (the
+client's own and clamd's for it). The kiosk runs with its bytecode compiled, as a station's does
+(pip compiles the wheel it installs; an editable checkout under PYTHONDONTWRITEBYTECODE would
+compile every module again on each run).
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def compare(
     if len(pairs) > 1:
         mean, low, high = _geometric_interval(pairs)
         print(
-            f"   geometric mean of the rounds' ratios {mean:.3f}, 95% interval {low:.3f}-{high:.3f}"
+            f"   geometric mean of the rounds' ratios {mean:.3f}, "
+            f"~95% interval {low:.3f}-{high:.3f}"
         )
     print(f"   kiosk peak RSS: {max(peaks) / MB:.0f} MB")
     print(f"   CPU ratio (client + clamd): {(kc + dk) / (cc + dc):.2f}")
